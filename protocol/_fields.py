@@ -1,0 +1,73 @@
+"""Constrained field types shared by the message models.
+
+Patterns use ``[0-9]`` rather than ``\\d``: pydantic-core's regex engine
+matches every Unicode digit with ``\\d``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StringConstraints
+
+from ._didkey import public_bytes_from_did
+from ._errors import UnknownKey
+from ._time import format_time, parse_date, parse_time, utc
+
+
+def _as_datetime(value: object) -> object:
+    return utc(value) if isinstance(value, datetime) else parse_time(value)
+
+
+def _as_date(value: object) -> object:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    return parse_date(value)
+
+
+def _check_did(value: str) -> str:
+    try:
+        public_bytes_from_did(value)
+    except UnknownKey as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+#: An RFC 3339 UTC timestamp on the wire; an aware datetime in Python.
+Timestamp = Annotated[datetime, BeforeValidator(_as_datetime),
+                      PlainSerializer(format_time, return_type=str)]
+#: An ISO 8601 calendar date, YYYY-MM-DD.
+Date = Annotated[date, BeforeValidator(_as_date),
+                 PlainSerializer(date.isoformat, return_type=str)]
+#: Printable ASCII without spaces, 1 to 128 characters.
+MessageId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+#: An Ed25519 did:key.
+Did = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_did)]
+#: Whoever a message is addressed to: a DID, or another printable identifier.
+RecipientId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")]
+#: A non-negative decimal amount as a string: "199.00". Never a JSON number.
+Amount = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,6})?$")]
+#: ISO 4217 alphabetic currency code.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+#: ISO 3166-1 alpha-2 country code.
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+#: E.164 telephone number.
+Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{1,14}$")]
+#: An addr-spec, checked loosely: one @, no spaces, a dot in the domain.
+Email = Annotated[str, StringConstraints(max_length=254,
+                                         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+#: A BCP 47 language tag, checked for shape.
+Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")]
+#: A URL for people to follow.
+Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")]
+#: A term id from a public roster, like "myterms:nostalking".
+TermId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]*:[\x21-\x7e]{1,200}$")]
+#: A category or other short label.
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+#: Short free text.
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+#: Longer free text.
+Text = Annotated[str, StringConstraints(max_length=4000)]
+#: A count of things.
+Quantity = Annotated[int, Field(ge=1, le=1_000_000)]

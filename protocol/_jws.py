@@ -1,0 +1,122 @@
+"""JWS in the flattened JSON serialization (RFC 7515 §7.2.2), Ed25519 only.
+
+Verification works on the base64url strings exactly as received: the signing
+input is ``ASCII(protected) || '.' || ASCII(payload)`` (RFC 7515 §5.2), so no
+message is ever re-serialized to be checked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._b64 import b64url_decode, b64url_encode
+from ._errors import BadSignature, MalformedMessage, MessageTooLarge, UnknownKey
+from ._ijson import loads
+
+if TYPE_CHECKING:
+    from ._keys import KeyResolver, PublicKey, SigningKey
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "ACCEPTED_ALGORITHMS",
+    "JWS_TYP",
+    "VerifiedJWS",
+    "protected_header_b64",
+    "sign_payload",
+    "verify_jws",
+    "split_jws",
+]
+
+#: The largest message (the serialized JWS, as sent) that anyone must accept.
+MAX_MESSAGE_BYTES = 64 * 1024
+#: RFC 9864 names Ed25519; RFC 8037 called it EdDSA. Nothing else is accepted.
+ACCEPTED_ALGORITHMS = frozenset({"Ed25519", "EdDSA"})
+#: RFC 7515 §4.1.9: the media type application/vrm+json, shortened.
+JWS_TYP = "vrm+json"
+_ACCEPTED_TYP = frozenset({JWS_TYP, "application/" + JWS_TYP})
+_HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
+# Named so that the error says what was refused: these let a sender choose
+# the key, or change how the signature is checked (RFC 8725 §3.1, RFC 7797).
+_DANGEROUS_MEMBERS = ("jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64")
+
+
+def protected_header_b64(kid: str) -> bytes:
+    header = {"alg": "Ed25519", "kid": kid, "typ": JWS_TYP}
+    return b64url_encode(json.dumps(header, separators=(",", ":")).encode()).encode("ascii")
+
+
+def sign_payload(payload: bytes, key: SigningKey) -> bytes:
+    """Sign payload bytes; return the flattened JWS as compact JSON bytes."""
+    payload_b64 = b64url_encode(payload).encode("ascii")
+    signing_input = key.protected_b64 + b"." + payload_b64
+    signature_b64 = b64url_encode(key.sign(signing_input)).encode("ascii")
+    return (b'{"protected":"' + key.protected_b64 + b'","payload":"' + payload_b64
+            + b'","signature":"' + signature_b64 + b'"}')
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedJWS:
+    header: dict[str, Any]
+    payload: bytes
+    key: PublicKey
+
+
+def split_jws(jws: object) -> tuple[str, str, str]:
+    """The three members of a flattened JWS object, refusing anything else."""
+    if not isinstance(jws, dict):
+        raise MalformedMessage("a message is a JWS object (RFC 7515 §7.2.2)")
+    if set(jws) != {"protected", "payload", "signature"}:
+        extra = sorted(set(jws) - {"protected", "payload", "signature"})
+        missing = sorted({"protected", "payload", "signature"} - set(jws))
+        detail = f"unexpected members {extra}" if extra else f"missing members {missing}"
+        raise MalformedMessage(f"a message is exactly {{protected, payload, signature}}: {detail}")
+    protected, payload, signature = jws["protected"], jws["payload"], jws["signature"]
+    if not (isinstance(protected, str) and isinstance(payload, str)
+            and isinstance(signature, str)):
+        raise MalformedMessage("JWS members must be strings")
+    return protected, payload, signature
+
+
+def check_header(header: dict[str, Any]) -> tuple[str, str]:
+    """Refuse every header but ours; return (alg, kid)."""
+    for name in _DANGEROUS_MEMBERS:
+        if name in header:
+            raise BadSignature(f"header member {name!r} is not accepted")
+    alg = header.get("alg")
+    if alg not in ACCEPTED_ALGORITHMS:
+        raise BadSignature(f"algorithm {str(alg)[:40]!r} is not accepted; use Ed25519")
+    unknown = set(header) - _HEADER_MEMBERS
+    if unknown:
+        raise MalformedMessage(f"unknown header members {sorted(unknown)[:5]}")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
+        raise MalformedMessage(f"typ must be {JWS_TYP!r}")
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise UnknownKey("the header has no kid")
+    return alg, kid
+
+
+def verify_jws(raw: bytes, keys: KeyResolver) -> VerifiedJWS:
+    """Check a flattened JWS and return its header, payload bytes and key.
+
+    Refusals are ordered cheapest first: size, JSON, shape, header, key, and
+    only then the signature.
+    """
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(f"a message is at most {MAX_MESSAGE_BYTES} bytes")
+    protected_b64, payload_b64, signature_b64 = split_jws(loads(raw, what="the message"))
+    header = loads(b64url_decode(protected_b64, what="protected"), what="the protected header")
+    _, kid = check_header(header)
+    key = keys(kid)
+    if key is None:
+        raise UnknownKey(f"key {kid[:100]!r} is not known here")
+    payload = b64url_decode(payload_b64, what="payload")
+    signature = b64url_decode(signature_b64, what="signature")
+    # The signing input is the base64url text exactly as received (RFC 7515 §5.2).
+    signing_input = f"{protected_b64}.{payload_b64}".encode("ascii")
+    if len(signature) != 64 or not key.verify(signature, signing_input):
+        raise BadSignature("the signature does not verify with the sender's key")
+    return VerifiedJWS(header, payload, key)
