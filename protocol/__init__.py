@@ -43,6 +43,7 @@ from ._errors import (
     UnknownKey,
     UnknownMessageType,
     UnknownRelationship,
+    RelationshipRefused,
     UnsupportedMediaType,
     problem_urn,
 )
@@ -70,7 +71,7 @@ __all__ = [
     "PROBLEM_PREFIX", "PROBLEMS", "BadSignature", "DiscoveryError", "Expired", "InvalidBody",
     "InvalidMessage", "MalformedMessage", "MessageTooLarge", "NotForMe", "NotYetValid",
     "ProtocolError", "Replayed", "SealedKeyError", "SigningError", "UnknownKey",
-    "UnknownMessageType", "UnknownRelationship", "UnsupportedMediaType", "problem_urn",
+    "UnknownMessageType", "UnknownRelationship", "RelationshipRefused", "UnsupportedMediaType", "problem_urn",
     "MAX_DEPTH", "MAX_SAFE_INTEGER", "dumps", "loads",
     "ACCEPTED_ALGORITHMS", "JWS_TYP", "MAX_MESSAGE_BYTES", "sign_payload", "verify_jws",
     "KeyResolver", "PublicKey", "SigningKey", "pinned_keys", "resolve_did_key",

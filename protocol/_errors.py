@@ -13,6 +13,7 @@ Every error that ``protocol`` raises derives from :class:`ProtocolError`::
     │   ├── Expired               urn:vrm:problem:expired             422 *
     │   ├── NotYetValid           urn:vrm:problem:not-yet-valid       422 *
     │   ├── UnknownRelationship   urn:vrm:problem:unknown-relationship 422 *
+    │   ├── RelationshipRefused   urn:vrm:problem:relationship-refused 422 *
     │   ├── UnknownMessageType    urn:vrm:problem:unsupported-type    422 *
     │   └── InvalidBody           urn:vrm:problem:invalid-body        422 *
     ├── Replayed                  a valid message whose id was seen before
@@ -43,6 +44,7 @@ __all__ = [
     "Expired",
     "NotYetValid",
     "UnknownRelationship",
+    "RelationshipRefused",
     "UnknownMessageType",
     "InvalidBody",
     "Replayed",
@@ -166,6 +168,12 @@ class UnknownRelationship(InvalidMessage):
     pass
 
 
+@_problem("relationship-refused", "The vendor declined the relationship", 422,
+          authenticated=True)
+class RelationshipRefused(InvalidMessage):
+    pass
+
+
 @_problem("unsupported-type", "The message type is not supported", 422,
           authenticated=True, receipt_status="unsupported")
 class UnknownMessageType(InvalidMessage):
@@ -185,7 +193,7 @@ PROBLEMS: dict[str, type[InvalidMessage]] = {
     for cls in (
         MalformedMessage, BadSignature, UnknownKey, MessageTooLarge,
         UnsupportedMediaType, NotForMe, Expired, NotYetValid,
-        UnknownRelationship, UnknownMessageType, InvalidBody,
+        UnknownRelationship, RelationshipRefused, UnknownMessageType, InvalidBody,
     )
 }
 
