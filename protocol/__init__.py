@@ -48,7 +48,14 @@ from ._errors import (
     problem_urn,
 )
 from ._ijson import MAX_DEPTH, MAX_SAFE_INTEGER, dumps, loads
-from ._jws import ACCEPTED_ALGORITHMS, JWS_TYP, MAX_MESSAGE_BYTES, sign_payload, verify_jws
+from ._jws import (
+    ACCEPTED_ALGORITHMS,
+    JWS_TYP,
+    MAX_MESSAGE_BYTES,
+    sign_payload,
+    verify_jws,
+    verify_signature,
+)
 from ._keys import KeyResolver, PublicKey, SigningKey, pinned_keys, resolve_did_key
 from ._messages import *  # noqa: F403 - the models are the public API
 from ._messages import __all__ as _message_names
@@ -73,7 +80,7 @@ __all__ = [
     "ProtocolError", "Replayed", "SealedKeyError", "SigningError", "UnknownKey",
     "UnknownMessageType", "UnknownRelationship", "RelationshipRefused", "UnsupportedMediaType", "problem_urn",
     "MAX_DEPTH", "MAX_SAFE_INTEGER", "dumps", "loads",
-    "ACCEPTED_ALGORITHMS", "JWS_TYP", "MAX_MESSAGE_BYTES", "sign_payload", "verify_jws",
+    "ACCEPTED_ALGORITHMS", "JWS_TYP", "MAX_MESSAGE_BYTES", "sign_payload", "verify_jws", "verify_signature",
     "KeyResolver", "PublicKey", "SigningKey", "pinned_keys", "resolve_did_key",
     "CORE_REGISTRY", "EXTENSION_TYPE_PATTERN", "MessageRegistry",
     "KeySealer", "format_time", "parse_date", "parse_time",

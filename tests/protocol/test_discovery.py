@@ -1,0 +1,73 @@
+"""Discovery documents, and the same-origin rule that stops SSRF."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from protocol import DiscoveryError, SigningKey, parse_discovery, same_origin
+
+
+def document(key: SigningKey, **changes) -> bytes:
+    doc = {"vrm": ["1"], "id": key.did, "name": "Bikes4U",
+           "inbox": "https://shop.example/vrm/inbox", "keys": [key.public.to_jwk()],
+           "types": ["relationship.request", "intent"]}
+    doc.update(changes)
+    return json.dumps(doc).encode()
+
+
+URL = "https://shop.example/vrm/.well-known/vrm"
+
+
+def test_a_good_document():
+    key = SigningKey.generate()
+    doc = parse_discovery(document(key, logo="https://shop.example/logo.png"), url=URL)
+    assert doc.key == key.public and doc.id == key.did
+    assert doc.accepts("intent") and not doc.accepts("feedback")
+
+
+@pytest.mark.parametrize("inbox", [
+    "https://evil.example/inbox",
+    "http://shop.example/vrm/inbox",  # another scheme
+    "https://shop.example:8443/vrm/inbox",  # another port
+    "https://169.254.169.254/latest/meta-data",
+    "https://user:pw@shop.example/inbox",
+    "file:///etc/passwd",
+    "/relative/inbox",
+])
+def test_inbox_on_another_origin_is_refused(inbox):
+    with pytest.raises(DiscoveryError):
+        parse_discovery(document(SigningKey.generate(), inbox=inbox), url=URL)
+
+
+def test_default_ports_are_the_same_origin():
+    assert same_origin("https://Shop.Example:443/a", "https://shop.example/b")
+    assert same_origin("http://127.0.0.1:80/a", "http://127.0.0.1/b")
+    assert not same_origin("http://127.0.0.1:8080/a", "http://127.0.0.1:8081/a")
+
+
+@pytest.mark.parametrize("changes", [
+    {"keys": []},
+    {"keys": [SigningKey.generate().public.to_jwk()]},  # not the vendor's own key
+    {"keys": [{"kty": "RSA", "kid": "x"}]},
+    {"vrm": ["2"]},
+    {"id": "did:web:shop.example"},
+    {"name": 5},
+])
+def test_unusable_documents(changes):
+    with pytest.raises(DiscoveryError):
+        parse_discovery(document(SigningKey.generate(), **changes), url=URL)
+
+
+def test_a_jwk_with_private_material_is_refused():
+    key = SigningKey.generate()
+    jwk = {**key.public.to_jwk(), "d": "c2VjcmV0"}
+    with pytest.raises(DiscoveryError, match="private"):
+        parse_discovery(document(key, keys=[jwk]), url=URL)
+
+
+@pytest.mark.parametrize("raw", [b"<html>", b'{"vrm": ["1"], "vrm": ["1"]}', b"[]"])
+def test_not_a_document(raw):
+    with pytest.raises(DiscoveryError):
+        parse_discovery(raw, url=URL)

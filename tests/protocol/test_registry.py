@@ -1,0 +1,85 @@
+"""The message registry and extension types."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+
+import protocol
+from protocol import CORE_REGISTRY, Message, MessageRegistry, SigningKey, WireModel, parse, sign
+
+from .helpers import NOW
+
+
+class PointsQueryBody(WireModel):
+    program: str
+
+
+class PointsQuery(Message):
+    type: Literal["x-org.example.loyalty.points"]
+    body: PointsQueryBody
+
+
+def test_core_registry_holds_every_core_type():
+    assert set(CORE_REGISTRY) == {
+        "relationship.request", "contact.update", "intent", "intent.cancel", "offer",
+        "preferences.update", "feedback", "relationship.end", "messages.fetch", "receipt"}
+
+
+def test_core_registry_is_frozen():
+    with pytest.raises(TypeError):
+        CORE_REGISTRY.register(PointsQuery)
+
+
+def test_an_extension_type_parses_only_with_its_registry():
+    agent, vendor = SigningKey.generate(), SigningKey.generate()
+    message = PointsQuery(id="q1", sender=agent.did, to=vendor.did, created=NOW,
+                          body=PointsQueryBody(program="gold"))
+    raw = sign(message, agent)
+    with pytest.raises(protocol.UnknownMessageType):
+        parse(raw, now=NOW, keys=protocol.resolve_did_key, recipient=vendor.did)
+    registry = CORE_REGISTRY.extend(PointsQuery)
+    parsed = parse(raw, now=NOW, keys=protocol.resolve_did_key, recipient=vendor.did,
+                   registry=registry)
+    assert isinstance(parsed, PointsQuery) and parsed.body.program == "gold"
+    assert "feedback" in registry  # the core types come along
+
+
+def test_register_works_as_a_decorator():
+    registry = CORE_REGISTRY.extend()
+
+    @registry.register
+    class Ping(Message):
+        type: Literal["x-org.example.ping"]
+        body: PointsQueryBody
+
+    assert registry.lookup("x-org.example.ping") is Ping
+
+
+@pytest.mark.parametrize("name", ["loyalty.points", "x-points", "x-Org.Example.points",
+                                  "feedback2", "x-.a"])
+def test_extension_names_must_be_namespaced(name):
+    model = type("Bad", (Message,), {"__annotations__": {"type": Literal[name],
+                                                          "body": PointsQueryBody}})
+    with pytest.raises(ValueError, match="namespaced"):
+        MessageRegistry(model)
+
+
+def test_a_name_cannot_be_registered_twice():
+    class Again(Message):
+        type: Literal["x-org.example.loyalty.points"]
+        body: PointsQueryBody
+
+    with pytest.raises(ValueError, match="already"):
+        MessageRegistry(PointsQuery, Again)
+
+
+@pytest.mark.parametrize("tag", [None, 5, ["feedback"], {"a": 1}, "Feedback"])
+def test_lookup_of_untrusted_tags(tag):
+    with pytest.raises(protocol.UnknownMessageType):
+        CORE_REGISTRY.lookup(tag)
+
+
+#: Used by test_schema to check that extension registries get schemas too.
+registry_for_schema = CORE_REGISTRY.extend(PointsQuery)
