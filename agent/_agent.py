@@ -1,0 +1,559 @@
+"""The person's agent: the public async API that the ``vrm`` command, the demo
+and the examples all use.
+
+    agent = await Agent.init(home, passphrase="…", name="Ann")
+    await agent.add_vendor("https://bikes4u.example", share=["email", "postal_address"])
+    await agent.set_profile({"email": "ann@example.org"})
+    broadcast = await agent.intent("Touring bike", budget=("800", "EUR"))
+    await agent.sync(); agent.offers()
+    await agent.close()
+
+Every outgoing message is signed and written to the outbox in one transaction
+before any network I/O; delivery then works from the outbox only (see
+``_delivery``), so a crash loses nothing and the next call carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import platformdirs
+
+import protocol
+
+from ._delivery import Deliverer, DeliveryResult, Progress
+from ._errors import ClosedError, UsageError, VendorError
+from ._http import Http, Limits
+from ._keys import DEFAULT_SCRYPT_N, Keyring, passphrase_from_environment
+from ._profile import check_changes, check_share, nest, visible_to
+from ._store import Store, ts
+from ._vendors import REACHABLE, check_pinned, fetch_discovery, normalise_url, resolve, vendor_view
+
+__all__ = ["Agent", "Broadcast", "SyncResult", "default_home"]
+
+Clock = Callable[[], datetime]
+#: How long a messages.fetch stays valid: it is never queued, only sent now.
+_FETCH_LIFETIME = timedelta(minutes=5)
+_MAX_FETCH_PAGES = 100
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def default_home() -> Path:
+    """``VRM_HOME``, else the platform's user data directory for vrm."""
+    env = os.environ.get("VRM_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("vrm", False))
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """One person-level action fanned out to vendors: the messages queued, and what
+    happened to each in this call (``results``, one per vendor)."""
+
+    id: str
+    type: str
+    summary: str
+    message_ids: tuple[str, ...]
+    results: list[DeliveryResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "summary": self.summary,
+                "results": [r.to_json() for r in self.results]}
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one vendor returned to ``messages.fetch``."""
+
+    vendor_id: int
+    vendor: str
+    #: ok or failed
+    status: str
+    new_messages: int = 0
+    detail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"vendor_id": self.vendor_id, "vendor": self.vendor, "status": self.status,
+                "new_messages": self.new_messages, "detail": self.detail}
+
+
+class Agent:
+    """An open store and its keys. Create with :meth:`init` or :meth:`open`;
+    call :meth:`close` (or use ``async with``) when done."""
+
+    def __init__(self, home: Path, store: Store, keys: Keyring, limits: Limits,
+                 clock: Clock, session: aiohttp.ClientSession | None) -> None:
+        self.home = home
+        self.limits = limits
+        self._store: Store | None = store
+        self._keys = keys
+        self._clock = clock
+        self._http = Http(limits, session)
+        self._deliverer = Deliverer(store, self._http, limits, clock)
+
+    # --- lifecycle -----------------------------------------------------------
+
+    @classmethod
+    async def init(cls, home: str | Path | None = None, *, passphrase: str | None = None,
+                   name: str | None = None, limits: Limits | None = None,
+                   scrypt_n: int = DEFAULT_SCRYPT_N, clock: Clock = _utcnow,
+                   session: aiohttp.ClientSession | None = None) -> Agent:
+        """Create a new store at ``home`` (default :func:`default_home`) and open it."""
+        home = Path(home) if home is not None else default_home()
+        passphrase = passphrase if passphrase is not None else passphrase_from_environment()
+        store = Store.create(home)
+        try:
+            with store.transaction() as conn:
+                keys = Keyring.create(store, conn, passphrase, scrypt_n=scrypt_n)
+                identity = keys.new_key(conn, "identity", clock())
+                store.set_meta(conn, "identity", identity.did)
+                store.set_meta(conn, "name", name or "")
+                store.set_meta(conn, "created", ts(clock()))
+        except BaseException:
+            store.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(store.path) + suffix).unlink(missing_ok=True)
+            raise
+        return cls(home, store, keys, limits or Limits(), clock, session)
+
+    @classmethod
+    async def open(cls, home: str | Path | None = None, *, passphrase: str | None = None,
+                   limits: Limits | None = None, clock: Clock = _utcnow,
+                   session: aiohttp.ClientSession | None = None) -> Agent:
+        """Open the store at ``home``; the passphrase defaults to ``VRM_PASSPHRASE``."""
+        home = Path(home) if home is not None else default_home()
+        store = Store.open(home)
+        try:
+            passphrase = passphrase if passphrase is not None else passphrase_from_environment()
+            keys = Keyring.open(store, passphrase)
+        except BaseException:
+            store.close()
+            raise
+        return cls(home, store, keys, limits or Limits(), clock, session)
+
+    async def close(self) -> None:
+        """Close the HTTP session and the store. Safe to call twice."""
+        await self._http.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise ClosedError("this agent is closed; open it again with Agent.open")
+        return self._store
+
+    @property
+    def name(self) -> str:
+        return self.store.get_meta("name") or ""
+
+    @property
+    def did(self) -> str:
+        """The person's own identity DID. Vendors never see it: each gets a pairwise DID."""
+        return self.store.get_meta("identity") or ""
+
+    # --- messages into the outbox --------------------------------------------
+
+    def _sign(self, model: type[protocol.Message], vendor: Mapping[str, Any], body: Any, *,
+              lifetime: timedelta | None = None,
+              thread: str | None = None) -> tuple[protocol.Message, bytes]:
+        key = self._keys.get(vendor["pairwise_did"])
+        now = self._clock()
+        extra = {"thread": thread} if thread else {}
+        message = model(id=protocol.new_message_id(), sender=key.did, to=vendor["vendor_did"],
+                        created=now, expires=now + (lifetime or self.limits.message_lifetime),
+                        body=body, **extra)
+        return message, protocol.sign(message, key)
+
+    def _queue(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]],
+               fields: list[tuple[Any, ...]]) -> None:
+        conn.executemany(
+            "INSERT INTO outbox (id, vendor_id, broadcast_id, type, jws, created, expires, "
+            "status, attempts, next_attempt, meta, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO outbox_fields (message_id, vendor_id, field, removed) "
+            "VALUES (?, ?, ?, ?)", fields)
+
+    @staticmethod
+    def _row(message: protocol.Message, raw: bytes, vendor_id: int,
+             broadcast_id: str | None, meta: dict[str, Any] | None = None) -> tuple[Any, ...]:
+        created = ts(message.created)
+        return (message.id, vendor_id, broadcast_id, message.type, raw, created,
+                ts(message.expires_at), created, json.dumps(meta) if meta else None, created)
+
+    def _profile_flat(self) -> dict[str, str]:
+        return {row["field"]: row["value"]
+                for row in self.store.rows("SELECT field, value FROM profile")}
+
+    # --- vendors -------------------------------------------------------------
+
+    async def add_vendor(self, url: str, *, share: Iterable[str] = (),
+                         progress: Progress | None = None,
+                         patience: float = 0.0) -> dict[str, Any]:
+        """Discover the vendor at ``url``, pin its key, make a pairwise DID and send
+        ``relationship.request`` with the ``share``d profile fields.
+
+        Returns the vendor (see :meth:`vendors`) with a ``delivery`` member. Adding a
+        known URL again re-checks its key: a changed key raises ``VendorKeyChanged``.
+        """
+        url = normalise_url(url)
+        shared = check_share(share)
+        document = await fetch_discovery(self._http, url)
+        known = self.store.one("SELECT * FROM vendors WHERE url = ? OR vendor_did = ?",
+                               (url, document.id))
+        if known is not None:
+            check_pinned(known, document)
+            return {**vendor_view(known), "delivery": None}
+        now = self._clock()
+        profile = visible_to(self._profile_flat(), shared)
+        with self.store.transaction() as conn:
+            key = self._keys.new_key(conn, "pairwise", now)
+            cursor = conn.execute(
+                "INSERT INTO vendors (name, url, discovery_url, discovery, vendor_did, "
+                "vendor_jwk, inbox, pairwise_did, share, status, added, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (document.name or url, url, url + protocol.WELL_KNOWN_PATH,
+                 json.dumps(document.to_wire()), document.id,
+                 json.dumps(document.key.to_jwk()), document.inbox, key.did,
+                 json.dumps(shared), ts(now), ts(now)))
+            vendor_id = int(cursor.lastrowid or 0)
+            vendor = {"pairwise_did": key.did, "vendor_did": document.id}
+            body = protocol.RelationshipRequestBody.model_validate(
+                {"profile": nest(profile)} if profile else {})
+            message, raw = self._sign(protocol.RelationshipRequest, vendor, body)
+            self._queue(conn, [self._row(message, raw, vendor_id, None)],
+                        [(message.id, vendor_id, f, 0) for f in profile])
+        results = await self._deliverer.run(scope={message.id}, progress=progress,
+                                            patience=patience)
+        row = self.store.one("SELECT * FROM vendors WHERE id = ?", (vendor_id,))
+        assert row is not None
+        result = results[0] if results else None
+        if row["status"] == "refused":
+            detail = result.detail if result else "no reason given"
+            raise VendorError(f"{row['name']} declined the relationship: {detail}")
+        return {**vendor_view(row), "delivery": result.to_json() if result else None}
+
+    async def check_vendor(self, vendor: str | int) -> dict[str, Any]:
+        """Fetch the vendor's discovery document again; raise ``VendorKeyChanged`` if
+        its key is not the pinned one, else refresh what it accepts."""
+        row = resolve(self.store, vendor)
+        document = await fetch_discovery(self._http, row["url"])
+        check_pinned(row, document)
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE vendors SET discovery = ?, updated = ? WHERE id = ?",
+                         (json.dumps(document.to_wire()), ts(self._clock()), row["id"]))
+        return vendor_view(resolve(self.store, row["id"]))
+
+    def vendors(self) -> list[dict[str, Any]]:
+        """Every vendor, with status: pending (request not yet confirmed), active,
+        ending, ended or refused."""
+        return [vendor_view(row) for row in self.store.rows("SELECT * FROM vendors ORDER BY id")]
+
+    def vendor(self, ref: str | int) -> dict[str, Any]:
+        """One vendor by number, name, DID or URL (``UnknownVendor`` if none)."""
+        return vendor_view(resolve(self.store, ref))
+
+    async def end_vendor(self, vendor: str | int, *, erase: bool = False,
+                         reason: str | None = None, progress: Progress | None = None,
+                         patience: float = 0.0) -> DeliveryResult | None:
+        """Send ``relationship.end`` (with ``erase``, ask the vendor to erase the
+        person's data). The vendor's signed receipt is the proof."""
+        row = resolve(self.store, vendor)
+        if row["status"] in ("ended", "refused"):
+            raise UsageError(f"the relationship with {row['name']} has already ended")
+        body = protocol.RelationshipEndBody.model_validate(
+            {"erase": erase, **({"reason": reason} if reason else {})})
+        message, raw = self._sign(protocol.RelationshipEnd, row, body)
+        with self.store.transaction() as conn:
+            self._queue(conn, [self._row(message, raw, row["id"], None, {"erase": erase})], [])
+            conn.execute("UPDATE vendors SET status = 'ending', updated = ? WHERE id = ?",
+                         (ts(self._clock()), row["id"]))
+        results = await self._deliverer.run(progress=progress, patience=patience)
+        return next((r for r in results if r.message_id == message.id), None)
+
+    # --- broadcasts ----------------------------------------------------------
+
+    def profile(self) -> dict[str, str]:
+        """The person's profile, flat: ``{"email": …, "postal_address.locality": …}``."""
+        return self._profile_flat()
+
+    async def set_profile(self, changes: Mapping[str, str | None], *,
+                          progress: Progress | None = None, send: bool = True,
+                          patience: float = 0.0) -> Broadcast:
+        """Change profile fields (``None`` or ``""`` removes one) and send
+        ``contact.update`` to every reachable vendor that may see a changed field,
+        with only the changed fields it may see."""
+        cleaned = check_changes(changes)
+        current = self._profile_flat()
+        changed = {f: v for f, v in cleaned.items() if current.get(f) != v}
+        broadcast_id = protocol.new_message_id()
+        now = ts(self._clock())
+        rows: list[tuple[Any, ...]] = []
+        fields: list[tuple[Any, ...]] = []
+        summary = ", ".join(f"{f}={v}" if v else f"{f} removed" for f, v in changed.items())
+        with self.store.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO profile (field, value, updated) VALUES (?, ?, ?)",
+                [(f, v, now) for f, v in changed.items() if v is not None])
+            conn.executemany("DELETE FROM profile WHERE field = ?",
+                             [(f,) for f, v in changed.items() if v is None])
+            if changed:
+                for vendor in self._reachable(conn):
+                    visible = visible_to(changed, json.loads(vendor["share"]))
+                    if not visible:
+                        continue
+                    body = protocol.ContactUpdateBody(
+                        changes=protocol.ProfileChanges.model_validate(nest(visible)))
+                    message, raw = self._sign(protocol.ContactUpdate, vendor, body)
+                    rows.append(self._row(message, raw, vendor["id"], broadcast_id))
+                    fields.extend((message.id, vendor["id"], f, int(v is None))
+                                  for f, v in visible.items())
+                conn.execute(
+                    "INSERT INTO broadcasts (id, type, summary, body, created) "
+                    "VALUES (?, 'contact.update', ?, ?, ?)",
+                    (broadcast_id, summary[:500], json.dumps(changed), now))
+                self._queue(conn, rows, fields)
+        return await self._finish(Broadcast(broadcast_id, "contact.update", summary,
+                                            tuple(r[0] for r in rows)), send, progress, patience)
+
+    async def intent(self, summary: str, *, category: str | None = None,
+                     budget: tuple[str, str] | None = None,
+                     needed_by: date | str | None = None, quantity: int | None = None,
+                     locality: str | None = None, to: Sequence[str | int] | None = None,
+                     progress: Progress | None = None, send: bool = True,
+                     patience: float = 0.0) -> Broadcast:
+        """Send an intent (a request for offers) to every reachable vendor whose
+        discovery document lists ``intent``, or only to the vendors named in ``to``.
+        ``budget`` is (amount, currency) with the amount as a decimal string."""
+        data: dict[str, Any] = {"summary": summary}
+        if category:
+            data["category"] = category
+        if quantity is not None:
+            data["quantity"] = quantity
+        if budget is not None:
+            amount, currency = budget
+            data["budget"] = {"max": str(amount), "currency": str(currency).upper()}
+        if needed_by is not None:
+            data["needed_by"] = needed_by if isinstance(needed_by, date) else str(needed_by)
+        if locality:
+            data["location"] = {"locality": locality}
+        try:
+            body = protocol.IntentBody.model_validate(data)
+        except ValueError as exc:
+            raise UsageError(f"the intent is not valid: {_first_error(exc)}") from None
+        if to:
+            targets = [resolve(self.store, ref) for ref in to]
+            for vendor in targets:
+                if vendor["status"] not in REACHABLE:
+                    raise UsageError(f"the relationship with {vendor['name']} has ended")
+                if "intent" not in json.loads(vendor["discovery"]).get("types", []):
+                    raise UsageError(f"{vendor['name']} does not accept intents")
+        else:
+            targets = [v for v in self._reachable(self.store.db.conn)
+                       if "intent" in json.loads(v["discovery"]).get("types", [])]
+        if not targets:
+            raise UsageError("no vendor accepts intents yet; add one with `vrm vendor add URL`")
+        broadcast_id = protocol.new_message_id()
+        rows = []
+        for vendor in targets:
+            message, raw = self._sign(protocol.Intent, vendor, body)
+            rows.append(self._row(message, raw, vendor["id"], broadcast_id))
+        with self.store.transaction() as conn:
+            conn.execute("INSERT INTO broadcasts (id, type, summary, body, created) "
+                         "VALUES (?, 'intent', ?, ?, ?)",
+                         (broadcast_id, summary, json.dumps(body.to_wire()), ts(self._clock())))
+            self._queue(conn, rows, [])
+        return await self._finish(Broadcast(broadcast_id, "intent", summary,
+                                            tuple(r[0] for r in rows)), send, progress, patience)
+
+    def _reachable(self, conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        cursor = conn.execute("SELECT * FROM vendors WHERE status IN ('pending', 'active') "
+                              "ORDER BY id")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    async def _finish(self, broadcast: Broadcast, send: bool, progress: Progress | None,
+                      patience: float) -> Broadcast:
+        if not send or not broadcast.message_ids:
+            return broadcast
+        # Everything due goes, not only this broadcast: earlier leftovers carry on.
+        results = await self._deliverer.run(progress=progress, patience=patience)
+        wanted = set(broadcast.message_ids)
+        mine = [r for r in results if r.message_id in wanted]
+        return Broadcast(broadcast.id, broadcast.type, broadcast.summary,
+                         broadcast.message_ids, mine)
+
+    async def deliver(self, *, progress: Progress | None = None,
+                      patience: float = 0.0) -> list[DeliveryResult]:
+        """Send everything in the outbox that is due now. With ``patience`` (seconds),
+        retries that fall due within it are made in this call too."""
+        return await self._deliverer.run(progress=progress, patience=patience)
+
+    # --- pull ----------------------------------------------------------------
+
+    async def sync(self, *, progress: Callable[[int, int, SyncResult], None] | None = None,
+                   deliver: bool = True) -> list[SyncResult]:
+        """Deliver what is due, then send ``messages.fetch`` to every active vendor and
+        store the offers and other messages they hold (each verified against the
+        pinned key). Returns one result per vendor."""
+        if deliver:
+            await self.deliver()
+        vendors = self.store.rows("SELECT * FROM vendors WHERE status IN ('active', 'ending') "
+                                  "ORDER BY id")
+        semaphore = asyncio.Semaphore(self.limits.max_connections)
+        inbox_rows: list[tuple[Any, ...]] = []
+        cursors: list[tuple[Any, ...]] = []
+        results: list[SyncResult] = []
+
+        async def fetch(vendor: dict[str, Any]) -> None:
+            async with semaphore:
+                result = await self._fetch_vendor(vendor, inbox_rows, cursors)
+            results.append(result)
+            if progress is not None:
+                progress(len(results), len(vendors), result)
+
+        try:
+            await asyncio.gather(*(fetch(v) for v in vendors))
+        finally:
+            with self.store.transaction() as conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO inbox (vendor_id, id, type, thread, body, jws, "
+                    "created, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", inbox_rows)
+                conn.executemany("UPDATE vendors SET cursor = ? WHERE id = ?", cursors)
+        order = {v["id"]: i for i, v in enumerate(vendors)}
+        return sorted(results, key=lambda r: order[r.vendor_id])
+
+    async def _fetch_vendor(self, vendor: dict[str, Any], inbox_rows: list[tuple[Any, ...]],
+                            cursors: list[tuple[Any, ...]]) -> SyncResult:
+        cursor = vendor["cursor"]
+        new = 0
+        vendor_key = self._deliverer.vendor_key(vendor["vendor_jwk"])
+        for _ in range(_MAX_FETCH_PAGES):
+            message, raw = self._sign(protocol.MessagesFetch, vendor,
+                                      protocol.MessagesFetchBody(after=cursor),
+                                      lifetime=_FETCH_LIFETIME)
+            verdict = await self._deliverer.exchange(
+                vendor["inbox"], raw, message_id=message.id,
+                recipient=vendor["pairwise_did"], vendor_jwk=vendor["vendor_jwk"])
+            if verdict.kind != "delivered" or verdict.receipt is None:
+                return SyncResult(vendor["id"], vendor["name"], "failed", new,
+                                  verdict.detail or verdict.kind)
+            body = verdict.receipt.body
+            now = self._clock()
+            for jws in body.messages or []:
+                try:
+                    received = protocol.parse(
+                        protocol.jws_bytes(jws), now=now, keys=protocol.pinned_keys(vendor_key),
+                        recipient=vendor["pairwise_did"])
+                except protocol.ProtocolError:
+                    continue  # forged, expired or unreadable: not the vendor's word
+                inbox_rows.append((
+                    vendor["id"], received.id, received.type, received.thread,
+                    json.dumps(received.body.to_wire()), protocol.jws_bytes(jws),
+                    ts(received.created), ts(now)))
+                new += 1
+            if body.cursor is not None and body.cursor != cursor:
+                cursor = body.cursor
+                cursors.append((cursor, vendor["id"]))
+            if not body.messages or body.cursor is None:
+                break
+        return SyncResult(vendor["id"], vendor["name"], "ok", new)
+
+    # --- views ---------------------------------------------------------------
+
+    def offers(self) -> list[dict[str, Any]]:
+        """Offers received, each beside the intent it answers (newest first)."""
+        rows = self.store.rows(
+            "SELECT i.id, i.vendor_id, v.name AS vendor, i.body, i.thread, i.created, "
+            "i.received, b.id AS intent_id, b.summary AS intent_summary "
+            "FROM inbox i JOIN vendors v ON v.id = i.vendor_id "
+            "LEFT JOIN outbox o ON o.id = i.thread AND o.vendor_id = i.vendor_id "
+            "LEFT JOIN broadcasts b ON b.id = o.broadcast_id "
+            "WHERE i.type = 'offer' ORDER BY i.created DESC, i.rowid DESC")
+        offers = []
+        for row in rows:
+            body = json.loads(row.pop("body"))
+            price = body.get("price", {})
+            offers.append({**row, "summary": body.get("summary"), "price": price.get("amount"),
+                           "currency": price.get("currency"),
+                           "valid_until": body.get("valid_until"), "url": body.get("url")})
+        return offers
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Every outgoing message per vendor, with status, attempts and last error."""
+        return self.store.rows(
+            "SELECT o.id AS message_id, o.vendor_id, v.name AS vendor, o.type, o.status, "
+            "o.attempts, o.next_attempt, o.last_error, o.http_status, o.created, o.expires, "
+            "o.broadcast_id, r.status AS receipt_status, r.receipt_id "
+            "FROM outbox o JOIN vendors v ON v.id = o.vendor_id "
+            "LEFT JOIN receipts r ON r.message_id = o.id ORDER BY o.rowid")
+
+    def shared(self) -> list[dict[str, Any]]:
+        """Who knows what: per vendor, each field it was told, by which delivered
+        message and receipt. Removed fields and erased vendors are left out."""
+        rows = self.store.rows("SELECT * FROM shared WHERE removed = 0 "
+                               "ORDER BY vendor_id, field")
+        for row in rows:
+            del row["removed"]
+        return rows
+
+    def export(self) -> dict[str, Any]:
+        """All of the person's data as JSON-ready dicts, for portability. Keys stay
+        sealed: the export holds them encrypted, with the parameters to open them
+        with the passphrase."""
+        store = self.store
+
+        def text(rows: list[dict[str, Any]], *names: str) -> list[dict[str, Any]]:
+            for row in rows:
+                for name in names:
+                    if row.get(name) is not None:
+                        row[name] = bytes(row[name]).decode("ascii", "replace")
+                for name in ("body", "problem", "record", "meta"):
+                    if isinstance(row.get(name), str):
+                        row[name] = json.loads(row[name])
+            return rows
+
+        return {
+            "format": "vrm-export/1",
+            "exported": ts(self._clock()),
+            "name": self.name,
+            "did": self.did,
+            "profile": nest(self._profile_flat()),
+            "vendors": [{**vendor_view(row), "discovery": json.loads(row["discovery"])}
+                        for row in store.rows("SELECT * FROM vendors ORDER BY id")],
+            "broadcasts": text(store.rows("SELECT * FROM broadcasts ORDER BY created")),
+            "outbox": text(store.rows("SELECT * FROM outbox ORDER BY rowid"), "jws"),
+            "receipts": text(store.rows("SELECT * FROM receipts ORDER BY received"), "jws"),
+            "inbox": text(store.rows("SELECT * FROM inbox ORDER BY received"), "jws"),
+            "shared": self.shared(),
+            "keys": {"sealer": json.loads(store.get_meta("sealer") or "{}"),
+                     "sealed": store.rows("SELECT * FROM keys ORDER BY created")},
+        }
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return str(exc)

@@ -1,0 +1,135 @@
+"""HTTP for the agent: one aiohttp session, its limits, and the two requests the
+agent makes (GET a discovery document, POST a signed message). Every aiohttp
+error is translated here; nothing above this module imports aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+
+import protocol
+
+from ._errors import VendorUnreachable
+
+__all__ = ["Limits", "HttpAnswer", "TransportFailure", "Http"]
+
+_MAX_ANSWER_BYTES = protocol.MAX_MESSAGE_BYTES * 2 + 16 * 1024  # fetch receipts carry messages
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Connection and retry settings; the defaults suit a laptop talking to 1000 vendors."""
+
+    #: Open connections at once, across all vendors (aiohttp TCPConnector limit).
+    max_connections: int = 100
+    #: Per vendor host; loopback demos put many vendors on one host.
+    max_connections_per_host: int = 100
+    #: Seconds for one request, connection included.
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    #: First retry delay in seconds; each retry doubles it, up to ``retry_cap``.
+    retry_base: float = 2.0
+    retry_cap: float = 3600.0
+    #: How long an outgoing message stays valid (and is retried).
+    message_lifetime: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    status: int
+    content_type: str
+    body: bytes
+    #: Seconds the server asked us to wait (Retry-After), if any.
+    retry_after: float | None
+
+
+class TransportFailure(Exception):
+    """The request got no HTTP answer: refused, reset, timed out, cut off. Transient."""
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    # RFC 9110 §10.2.3: delay-seconds or an HTTP-date.
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(min(int(value), 86400 * 30))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+class Http:
+    """The agent's single ClientSession, created on first use and closed once."""
+
+    def __init__(self, limits: Limits, session: aiohttp.ClientSession | None = None) -> None:
+        self.limits = limits
+        self._session = session
+        self._owned = session is None
+        self._timeout = aiohttp.ClientTimeout(total=limits.timeout,
+                                              sock_connect=limits.connect_timeout)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.limits.max_connections,
+                                             limit_per_host=self.limits.max_connections_per_host)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout,
+                headers={"User-Agent": "vrm-agent/0.1"})
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and self._owned:
+            await self._session.close()
+        self._session = None
+
+    async def get_discovery(self, url: str) -> bytes:
+        try:
+            async with self.session.get(url, allow_redirects=False) as response:
+                body = await response.content.read(_MAX_ANSWER_BYTES + 1)
+                if response.status != 200:
+                    raise VendorUnreachable(
+                        f"{url} answered HTTP {response.status}; check the vendor's address")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            raise VendorUnreachable(
+                f"cannot reach {url} ({_describe(exc)}); check the address and that the "
+                f"vendor is up") from exc
+        if len(body) > _MAX_ANSWER_BYTES:
+            raise VendorUnreachable(f"the document at {url} is too large")
+        return body
+
+    async def post(self, url: str, data: bytes, *, now: datetime) -> HttpAnswer:
+        try:
+            async with self.session.post(
+                url, data=data, allow_redirects=False,
+                headers={"Content-Type": protocol.MEDIA_TYPE, "Accept": protocol.MEDIA_TYPE},
+            ) as response:
+                body = await response.content.read(_MAX_ANSWER_BYTES + 1)
+                return HttpAnswer(
+                    status=response.status,
+                    content_type=response.content_type,
+                    body=body,
+                    retry_after=_retry_after(response.headers.get("Retry-After"), now),
+                )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            raise TransportFailure(_describe(exc)) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection refused or host unknown"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server dropped the connection"
+    text = str(exc) or type(exc).__name__
+    return text[:200]

@@ -1,0 +1,196 @@
+"""The agent's store: one SQLite database (WAL) under VRM_HOME, and its schema.
+
+This module owns the file, its permissions, the schema migrations and the
+transaction helper. It knows nothing about HTTP or signing: the rest of the
+agent reads and writes rows through :class:`Store`.
+
+Tables (see ``_migrations`` below for the exact schema):
+
+- ``meta``           key/value: the key-sealing parameters, the person's name
+- ``keys``           every private key, sealed (never plaintext)
+- ``profile``        the person's fields, flattened: ``postal_address.locality``
+- ``vendors``        discovery document, pinned vendor DID and key, pairwise DID,
+                     the fields the vendor may see, status, the pull cursor
+- ``broadcasts``     one row per person-level action (an intent, a profile change)
+- ``outbox``         one row per message per vendor, with the signed JWS bytes
+- ``outbox_fields``  which profile fields each outgoing message carries
+- ``receipts``       the vendor-signed receipt (raw JWS) for each message
+- ``inbox``          offers and other messages pulled from vendors
+- ``shared`` (view)  who knows what: per vendor and field, the last delivered
+                     message that carried it and its receipt
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from ._errors import NoStore, StoreError, StoreExists
+
+__all__ = ["Store", "DB_NAME", "ts", "from_ts"]
+
+DB_NAME = "vrm.db"
+
+_migrations = Migrations("vrm-agent")
+
+
+def ts(moment: datetime) -> str:
+    """A UTC timestamp with fixed width, so that text order is time order in SQL."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+@_migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE keys (
+            did TEXT PRIMARY KEY, sealed TEXT NOT NULL, purpose TEXT NOT NULL,
+            created TEXT NOT NULL);
+        CREATE TABLE profile (
+            field TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL);
+        CREATE TABLE vendors (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL UNIQUE,
+            discovery_url TEXT NOT NULL, discovery TEXT NOT NULL,
+            vendor_did TEXT NOT NULL, vendor_jwk TEXT NOT NULL, inbox TEXT NOT NULL,
+            pairwise_did TEXT NOT NULL UNIQUE REFERENCES keys(did),
+            share TEXT NOT NULL, status TEXT NOT NULL, erased INTEGER NOT NULL DEFAULT 0,
+            cursor TEXT, added TEXT NOT NULL, updated TEXT NOT NULL);
+        CREATE TABLE broadcasts (
+            id TEXT PRIMARY KEY, type TEXT NOT NULL, summary TEXT NOT NULL,
+            body TEXT NOT NULL, created TEXT NOT NULL);
+        CREATE TABLE outbox (
+            id TEXT PRIMARY KEY, vendor_id INTEGER NOT NULL REFERENCES vendors(id),
+            broadcast_id TEXT REFERENCES broadcasts(id), type TEXT NOT NULL,
+            jws BLOB NOT NULL, created TEXT NOT NULL, expires TEXT NOT NULL,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt TEXT NOT NULL, last_error TEXT, http_status INTEGER,
+            meta TEXT, updated TEXT NOT NULL);
+        CREATE INDEX outbox_due ON outbox (status, next_attempt);
+        CREATE INDEX outbox_vendor ON outbox (vendor_id);
+        CREATE TABLE outbox_fields (
+            message_id TEXT NOT NULL REFERENCES outbox(id), vendor_id INTEGER NOT NULL,
+            field TEXT NOT NULL, removed INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (message_id, field));
+        CREATE INDEX outbox_fields_vendor ON outbox_fields (vendor_id, field);
+        CREATE TABLE receipts (
+            message_id TEXT PRIMARY KEY REFERENCES outbox(id), vendor_id INTEGER NOT NULL,
+            receipt_id TEXT NOT NULL, status TEXT NOT NULL, problem TEXT, record TEXT,
+            jws BLOB NOT NULL, received TEXT NOT NULL);
+        CREATE TABLE inbox (
+            vendor_id INTEGER NOT NULL REFERENCES vendors(id), id TEXT NOT NULL,
+            type TEXT NOT NULL, thread TEXT, body TEXT NOT NULL, jws BLOB NOT NULL,
+            created TEXT NOT NULL, received TEXT NOT NULL, PRIMARY KEY (vendor_id, id));
+        CREATE INDEX inbox_thread ON inbox (thread);
+        -- Who knows what: for each vendor and field, the latest delivered message
+        -- that carried the field, with its receipt. A vendor that confirmed an
+        -- erasure holds nothing any more.
+        CREATE VIEW shared AS
+        SELECT v.id AS vendor_id, v.name AS vendor, f.field, f.removed,
+               o.id AS message_id, o.type AS message_type,
+               r.receipt_id, r.received AS as_of
+        FROM outbox_fields f
+        JOIN outbox o ON o.id = f.message_id
+        JOIN vendors v ON v.id = f.vendor_id
+        JOIN receipts r ON r.message_id = o.id
+        WHERE o.status = 'delivered' AND v.erased = 0
+          AND o.rowid = (
+            SELECT max(o2.rowid) FROM outbox_fields f2 JOIN outbox o2 ON o2.id = f2.message_id
+            WHERE f2.vendor_id = f.vendor_id AND f2.field = f.field
+              AND o2.status = 'delivered');
+        """
+    )
+
+
+class Store:
+    """The open database. Use :meth:`create` or :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, path: Path, db: sqlite_utils.Database) -> None:
+        self.path = path
+        self.db = db
+
+    @classmethod
+    def create(cls, home: Path) -> Store:
+        path = home / DB_NAME
+        if path.exists():
+            raise StoreExists(f"a store already exists at {path}; use it, or pick another VRM_HOME")
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Create the file 0600 before SQLite opens it: SQLite gives the -wal and
+        # -shm files the database file's permissions.
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return cls._connect(path)
+
+    @classmethod
+    def open(cls, home: Path) -> Store:
+        path = home / DB_NAME
+        if not path.exists():
+            raise NoStore(f"there is no store at {home} yet; run `vrm init` first")
+        return cls._connect(path)
+
+    @classmethod
+    def _connect(cls, path: Path) -> Store:
+        old_umask = os.umask(0o077)  # the -wal and -shm files too, whatever the db's mode
+        try:
+            conn = sqlite3.connect(str(path), timeout=30.0)
+            db = sqlite_utils.Database(conn, execute_plugins=False)
+            db.enable_wal()
+            # FULL: a commit is on disk before the first byte goes on the wire,
+            # which is the outbox's promise. Commits are batched, so this is cheap.
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            _migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the store at {path} cannot be opened: {exc}") from exc
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        return cls(path, db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: everything inside commits together, or nothing does."""
+        try:
+            with self.db.atomic():
+                yield self.db.conn
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the store at {self.path} failed: {exc}") from exc
+
+    # --- small helpers -------------------------------------------------------
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            cursor = self.db.conn.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"the store at {self.path} failed: {exc}") from exc
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(sql, params)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else row["value"]
+
+    def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
