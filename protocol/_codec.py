@@ -36,7 +36,7 @@ from ._errors import (
 from ._ijson import dumps, loads
 from ._jws import MAX_MESSAGE_BYTES, sign_payload, verify_jws
 from ._keys import KeyResolver, SigningKey
-from ._messages import Envelope, FlattenedJWS, Message
+from ._messages import WIRE, Envelope, FlattenedJWS, Message
 from ._registry import CORE_REGISTRY, MessageRegistry
 from ._time import utc
 
@@ -114,13 +114,26 @@ def parse(
     if len(verified.payload) > MAX_PAYLOAD_BYTES:  # pragma: no cover - bounded by the JWS size
         raise MessageTooLarge(f"the payload is over {MAX_PAYLOAD_BYTES} bytes")
     data = loads(verified.payload, what="the payload")
-    try:
-        envelope = Envelope.model_validate(data)
-    except ValidationError as exc:
-        raise MalformedMessage(
-            f"the envelope is invalid: {describe_validation_error(exc)}",
-            sender=verified.key.did,
-        ) from None
+    # The common case validates once, as the registered type. Only when that
+    # fails is the envelope validated on its own, to tell a malformed message
+    # (answered unauthenticated) from a bad body (answered with a receipt).
+    kind = data.get("type")
+    model = registry.get(kind) if isinstance(kind, str) else None
+    message: Message | None = None
+    body_error: ValidationError | None = None
+    if model is not None:
+        try:
+            message = envelope = model.model_validate(data, context=WIRE)
+        except ValidationError as exc:
+            body_error = exc
+    if message is None:
+        try:
+            envelope = Envelope.model_validate(data)
+        except ValidationError as exc:
+            raise MalformedMessage(
+                f"the envelope is invalid: {describe_validation_error(exc)}",
+                sender=verified.key.did,
+            ) from None
     if envelope.sender != verified.key.did:
         raise BadSignature("from is not the DID of the key that signed the message")
     context = {"sender": envelope.sender, "message_id": envelope.id,
@@ -131,12 +144,13 @@ def parse(
         raise NotYetValid("created is more than 5 minutes in the future", **context)
     if now >= envelope.expires_at:
         raise Expired("the message has expired", **context)
-    model = registry.lookup(envelope.type, **context)
-    try:
-        message = model.model_validate(data)
-    except ValidationError as exc:
+    if model is None:
+        registry.lookup(envelope.type, **context)  # raises UnknownMessageType
+    if message is None:
+        assert body_error is not None
         raise InvalidBody(
-            f"the {envelope.type} message is invalid: {describe_validation_error(exc)}", **context
+            f"the {envelope.type} message is invalid: {describe_validation_error(body_error)}",
+            **context,
         ) from None
     if seen is not None and seen(message.sender, message.id):
         raise Replayed(message)

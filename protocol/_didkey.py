@@ -8,6 +8,8 @@ verification method is ``<did>#<multibase value>``, which is our ``kid``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ._errors import UnknownKey
 
 __all__ = ["did_from_public_bytes", "public_bytes_from_did", "kid_for_did", "did_from_kid",
@@ -53,6 +55,12 @@ def public_bytes_from_did(did: object) -> bytes:
     """The 32 public key bytes of an Ed25519 did:key, or :class:`UnknownKey`."""
     if not isinstance(did, str) or not did.startswith(_PREFIX + "z") or len(did) > _MAX_DID_LENGTH:
         raise UnknownKey(f"{str(did)[:80]!r} is not an Ed25519 did:key")
+    return _decode(did)
+
+
+# Decoding is pure; a receiver sees the same few DIDs again and again.
+@lru_cache(maxsize=65536)
+def _decode(did: str) -> bytes:
     try:
         decoded = _b58decode(did[len(_PREFIX) + 1:])
     except ValueError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from ._errors import MalformedMessage
@@ -63,6 +64,11 @@ _DECODER = json.JSONDecoder(
 )
 
 
+# A lone surrogate can only come from a \\u escape: the text was decoded from
+# valid UTF-8, which cannot encode surrogates.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _check_tree(value: Any) -> None:
     """Refuse nesting deeper than MAX_DEPTH and strings that are not valid Unicode."""
     stack = [(value, 1)]
@@ -113,7 +119,11 @@ def loads(data: bytes, *, what: str = "JSON text") -> dict[str, Any]:
         raise MalformedMessage(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise MalformedMessage(f"{what} is not a JSON object")
-    _check_tree(value)
+    # The walk is needed only when the text could break a rule: more brackets
+    # than MAX_DEPTH, or a surrogate escape. Both are rare, and counting is fast.
+    if (text.count("{") + text.count("[") > MAX_DEPTH
+            or ("\\u" in text and _SURROGATE_ESCAPE.search(text))):
+        _check_tree(value)
     return value
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from ._fields import (
     Amount,
@@ -36,7 +36,7 @@ from ._fields import (
 )
 
 __all__ = [
-    "PROTOCOL_VERSION", "DEFAULT_LIFETIME", "MAX_LIFETIME", "WireModel", "Envelope", "Message",
+    "PROTOCOL_VERSION", "WIRE", "DEFAULT_LIFETIME", "MAX_LIFETIME", "WireModel", "Envelope", "Message",
     "PostalAddress", "Profile", "PostalAddressChanges", "ProfileChanges", "PROFILE_FIELDS",
     "RelationshipRequest", "RelationshipRequestBody", "ContactUpdate", "ContactUpdateBody",
     "Intent", "IntentBody", "Budget", "Location", "IntentCancel", "IntentCancelBody",
@@ -51,6 +51,10 @@ PROTOCOL_VERSION = "1"
 DEFAULT_LIFETIME = timedelta(days=7)
 #: The longest validity a message may claim.
 MAX_LIFETIME = timedelta(days=30)
+
+
+#: Validation context for payloads received from the wire.
+WIRE: dict[str, bool] = {"wire": True}
 
 
 class WireModel(BaseModel):
@@ -178,8 +182,11 @@ class Message(Envelope):
 
     @model_validator(mode="before")
     @classmethod
-    def _fill_constants(cls, data: Any) -> Any:
-        # Marks vrm and type as set, so that they are always serialized.
+    def _fill_constants(cls, data: Any, info: ValidationInfo) -> Any:
+        # Marks vrm and type as set, so that they are always serialized. A
+        # received payload is taken as it is: there, a missing vrm is an error.
+        if info.context is WIRE:
+            return data
         if isinstance(data, dict) and cls.message_type:
             data = {"vrm": PROTOCOL_VERSION, "type": cls.message_type, **data}
         return data

@@ -212,6 +212,9 @@ def test_kid_did_differs_from_from():
 
 @pytest.mark.parametrize("mutate", [
     lambda p: p.pop("id"),
+    lambda p: p.pop("vrm"),
+    lambda p: p.pop("type"),
+    lambda p: p.pop("created"),
     lambda p: p.update(id="x" * 129),
     lambda p: p.update(id="has space"),
     lambda p: p.update(vrm="2"),
