@@ -1,0 +1,291 @@
+"""The built-in CRM in SQLite: contacts, leads, activities and feedback.
+
+``SqliteCrm`` is the default :class:`CrmSink` (it writes, in the writer
+thread); ``CrmView`` reads the records back for one vendor (``vendor.crm``).
+Each message type has one small handler, chosen from a table.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import protocol
+
+from ._database import Database, loads_json
+from ._mapping import DEFAULT, FieldMapping, flatten
+from ._sink import CrmEvent, RecordRef
+
+__all__ = ["SqliteCrm", "CrmView", "nps_class", "PERSONAL_COLUMNS"]
+
+#: Profile columns, in the order of protocol.PROFILE_FIELDS (address flattened).
+_PROFILE_COLUMNS: dict[str, str] = {
+    path: DEFAULT.tables["contact"][path]
+    for path in ("given_name", "family_name", "email", "phone",
+                 "postal_address.street_address", "postal_address.locality",
+                 "postal_address.region", "postal_address.postal_code",
+                 "postal_address.country", "language")
+}
+_ADDRESS_COLUMNS = tuple(c for p, c in _PROFILE_COLUMNS.items() if p.startswith("postal_address."))
+#: What an erasure clears (GDPR art. 17): everything that describes the person.
+PERSONAL_COLUMNS = (*_PROFILE_COLUMNS.values(), "customer_id", "channels", "marketing",
+                    "terms", "intent_categories", "shared_fields")
+_JSON_CONTACT = {"channels": None, "terms": None, "message_counts": {},
+                 "intent_categories": [], "shared_fields": []}
+_BOOL_CONTACT = ("marketing", "erased")
+
+
+def nps_class(score: int) -> str:
+    """Net promoter class: promoter 9-10, passive 7-8, detractor 0-6."""
+    return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class SqliteCrm:
+    """The built-in CRM sink."""
+
+    def __init__(self, *, customer_id: Callable[[int], str] = lambda n: f"C{n:06d}") -> None:
+        #: How the vendor's own customer ids are made from the contact's row id.
+        self.customer_id = customer_id
+        self._handlers: dict[str, Callable[[sqlite3.Connection, CrmEvent, int], RecordRef]] = {
+            "contact.update": self._contact_update,
+            "intent": self._intent,
+            "intent.cancel": self._intent_cancel,
+            "preferences.update": self._preferences,
+            "feedback": self._feedback,
+            "relationship.end": self._end,
+        }
+
+    # --- CrmSink -----------------------------------------------------------------
+
+    def apply(self, conn: sqlite3.Connection, event: CrmEvent) -> RecordRef:
+        received = protocol.format_time(event.received)
+        if event.message.type == "relationship.request":
+            contact_id, ref = self._request(conn, event, received)
+        else:
+            contact_id = self._contact_id(conn, event)
+            handler = self._handlers.get(event.message.type)
+            ref = handler(conn, event, contact_id) if handler else {"contact": contact_id}
+        # After an erasure, the end request itself is kept: it holds nothing personal
+        # and is the vendor's evidence that it was asked to erase.
+        jws = event.raw.decode("utf-8", "replace")
+        conn.execute(
+            "INSERT INTO activity (vendor, contact_id, did, type, message_id, received, jws) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.vendor, contact_id, event.sender, event.message.type, event.message.id,
+             received, jws))
+        self._count(conn, contact_id, event.message.type, received)
+        return ref
+
+    def _contact_id(self, conn: sqlite3.Connection, event: CrmEvent) -> int:
+        if event.relationship and isinstance(event.relationship.get("contact"), int):
+            return event.relationship["contact"]  # type: ignore[return-value]
+        row = conn.execute("SELECT id FROM contact WHERE vendor = ? AND did = ?",
+                           (event.vendor, event.sender)).fetchone()
+        if row is None:
+            raise protocol.UnknownRelationship(
+                "there is no contact for the sender", sender=event.sender,
+                message_id=event.message.id, message_type=event.message.type)
+        return row[0]
+
+    def _count(self, conn: sqlite3.Connection, contact_id: int, type_: str, when: str) -> None:
+        conn.execute(
+            "UPDATE contact SET message_counts = json_set(message_counts, ?, "
+            "coalesce(json_extract(message_counts, ?), 0) + 1), updated = ? WHERE id = ?",
+            (f'$."{type_}"', f'$."{type_}"', when, contact_id))
+
+    # --- one handler per type -------------------------------------------------------
+
+    def _request(self, conn: sqlite3.Connection, event: CrmEvent, when: str
+                 ) -> tuple[int, RecordRef]:
+        body = event.message.body
+        profile = body.profile.to_wire() if body.profile is not None else {}
+        row = conn.execute("SELECT id FROM contact WHERE vendor = ? AND did = ?",
+                           (event.vendor, event.sender)).fetchone()
+        if row is None:
+            cursor = conn.execute(
+                "INSERT INTO contact (vendor, did, created, updated) VALUES (?, ?, ?, ?)",
+                (event.vendor, event.sender, when, when))
+            contact_id = int(cursor.lastrowid)  # type: ignore[arg-type]
+            conn.execute("UPDATE contact SET customer_id = ? WHERE id = ?",
+                         (self.customer_id(contact_id), contact_id))
+        else:
+            contact_id = row[0]
+        self._patch_profile(conn, contact_id, profile, replace=True)
+        if body.terms is not None:
+            conn.execute("UPDATE contact SET terms = ? WHERE id = ?",
+                         (_json(list(body.terms)), contact_id))
+        customer_id = conn.execute("SELECT customer_id FROM contact WHERE id = ?",
+                                   (contact_id,)).fetchone()[0]
+        return contact_id, {"contact": contact_id, "customer_id": customer_id}
+
+    def _patch_profile(self, conn: sqlite3.Connection, contact_id: int,
+                       changes: dict[str, Any], *, replace: bool = False) -> None:
+        """JSON Merge Patch (RFC 7386) of the profile onto the contact's columns."""
+        flat = flatten(changes)
+        if "postal_address" in changes and changes["postal_address"] is None:
+            flat.pop("postal_address", None)
+            flat.update({f"postal_address.{c}": None for c in
+                         ("street_address", "locality", "region", "postal_code", "country")})
+        sets = {_PROFILE_COLUMNS[p]: v for p, v in flat.items() if p in _PROFILE_COLUMNS}
+        if replace:  # a (re-)request states the whole shared profile
+            sets = {column: sets.get(column) for column in _PROFILE_COLUMNS.values()}
+        if sets:
+            assignments = ", ".join(f"{column} = ?" for column in sets)
+            conn.execute(f"UPDATE contact SET {assignments} WHERE id = ?",
+                         (*sets.values(), contact_id))
+        # Which profile fields the person shares: those that hold a value now.
+        row = conn.execute(
+            f"SELECT {', '.join(_PROFILE_COLUMNS.values())} FROM contact WHERE id = ?",
+            (contact_id,)).fetchone()
+        values = dict(zip(_PROFILE_COLUMNS.values(), row))
+        shared = [f for f in protocol.PROFILE_FIELDS if f != "postal_address" and values.get(f)]
+        if any(values[c] for c in _ADDRESS_COLUMNS):
+            shared.append("postal_address")
+        shared.sort(key=protocol.PROFILE_FIELDS.index)
+        conn.execute("UPDATE contact SET shared_fields = ? WHERE id = ?",
+                     (_json(shared), contact_id))
+
+    def _contact_update(self, conn: sqlite3.Connection, event: CrmEvent,
+                        contact_id: int) -> RecordRef:
+        self._patch_profile(conn, contact_id, event.message.body.changes.to_wire())
+        return {"contact": contact_id}
+
+    def _intent(self, conn: sqlite3.Connection, event: CrmEvent, contact_id: int) -> RecordRef:
+        body, when = event.message.body, protocol.format_time(event.received)
+        budget = body.budget
+        cursor = conn.execute(
+            "INSERT INTO lead (vendor, contact_id, did, message_id, summary, category, quantity,"
+            " budget_max, budget_currency, needed_by, location, valid_until, status, created,"
+            " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+            (event.vendor, contact_id, event.sender, event.message.id, body.summary,
+             body.category, body.quantity, budget.max if budget else None,
+             budget.currency if budget else None,
+             body.needed_by.isoformat() if body.needed_by else None,
+             _json(body.location.to_wire()) if body.location else None,
+             protocol.format_time(body.valid_until) if body.valid_until else None, when, when))
+        if body.category:
+            conn.execute(
+                "UPDATE contact SET intent_categories = (SELECT json_group_array(value) FROM "
+                "(SELECT DISTINCT value FROM (SELECT value FROM json_each(intent_categories) "
+                "UNION SELECT ?) ORDER BY value)) WHERE id = ?", (body.category, contact_id))
+        return {"contact": contact_id, "lead": int(cursor.lastrowid)}  # type: ignore[arg-type]
+
+    def _intent_cancel(self, conn: sqlite3.Connection, event: CrmEvent,
+                       contact_id: int) -> RecordRef:
+        row = conn.execute("SELECT id FROM lead WHERE vendor = ? AND did = ? AND message_id = ?",
+                           (event.vendor, event.sender, event.message.thread)).fetchone()
+        if row is None:
+            raise protocol.InvalidBody(
+                "thread names no intent this vendor received from you", sender=event.sender,
+                message_id=event.message.id, message_type=event.message.type)
+        conn.execute("UPDATE lead SET status = 'cancelled', updated = ? WHERE id = ?",
+                     (protocol.format_time(event.received), row[0]))
+        return {"contact": contact_id, "lead": row[0]}
+
+    def _preferences(self, conn: sqlite3.Connection, event: CrmEvent,
+                     contact_id: int) -> RecordRef:
+        body = event.message.body
+        if body.channels is not None:
+            old = conn.execute("SELECT channels FROM contact WHERE id = ?",
+                               (contact_id,)).fetchone()[0]
+            channels = {**loads_json(old, {}), **body.channels.to_wire()}
+            conn.execute("UPDATE contact SET channels = ? WHERE id = ?",
+                         (_json(channels), contact_id))
+        if body.marketing is not None:
+            conn.execute("UPDATE contact SET marketing = ? WHERE id = ?",
+                         (int(body.marketing), contact_id))
+        return {"contact": contact_id}
+
+    def _feedback(self, conn: sqlite3.Connection, event: CrmEvent, contact_id: int) -> RecordRef:
+        body = event.message.body
+        klass = nps_class(body.score)
+        cursor = conn.execute(
+            "INSERT INTO feedback (vendor, contact_id, did, message_id, score, nps_class,"
+            " subject, comment, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.vendor, contact_id, event.sender, event.message.id, body.score, klass,
+             body.subject, body.comment, protocol.format_time(event.received)))
+        conn.execute("UPDATE contact SET feedback_class = ? WHERE id = ?", (klass, contact_id))
+        return {"contact": contact_id, "feedback": int(cursor.lastrowid)}  # type: ignore[arg-type]
+
+    def _end(self, conn: sqlite3.Connection, event: CrmEvent, contact_id: int) -> RecordRef:
+        when = protocol.format_time(event.received)
+        conn.execute("UPDATE contact SET status = 'ended', ended = ? WHERE id = ?",
+                     (when, contact_id))
+        if not event.message.body.erase:
+            return {"contact": contact_id, "erased": False}
+        # Keep a tombstone (DID, dates, the erased flag) and nothing personal:
+        # not the profile, not the evidence copies of earlier messages.
+        clears = ", ".join(f"{column} = NULL" for column in PERSONAL_COLUMNS
+                           if column not in _JSON_CONTACT)
+        conn.execute(f"UPDATE contact SET {clears}, intent_categories = '[]', "
+                     "shared_fields = '[]', erased = 1 WHERE id = ?", (contact_id,))
+        conn.execute("UPDATE activity SET jws = NULL WHERE contact_id = ?", (contact_id,))
+        conn.execute("UPDATE feedback SET comment = NULL, subject = NULL WHERE contact_id = ?",
+                     (contact_id,))
+        conn.execute("UPDATE lead SET summary = NULL, location = NULL WHERE contact_id = ?",
+                     (contact_id,))
+        conn.execute("DELETE FROM vrm_outbox WHERE vendor = ? AND did = ?",
+                     (event.vendor, event.sender))
+        return {"contact": contact_id, "erased": True}
+
+
+class CrmView:
+    """Read access to one vendor's built-in CRM records, as lists of dicts."""
+
+    def __init__(self, db: Database, vendor: str, mapping: FieldMapping = DEFAULT) -> None:
+        self._db = db
+        self._vendor = vendor
+        self.mapping = mapping
+
+    def _map(self, kind: str, rows: list[dict[str, Any]],
+             mapping: FieldMapping | None) -> list[dict[str, Any]]:
+        mapping = mapping or self.mapping
+        if mapping is DEFAULT:
+            return rows
+        inverse = {column: path for path, column in DEFAULT.tables[kind].items()}
+        return [mapping.apply(kind, {inverse[c]: v for c, v in row.items() if c in inverse})
+                for row in rows]
+
+    def contacts(self, *, mapping: FieldMapping | None = None) -> list[dict[str, Any]]:
+        rows = self._db.read("SELECT * FROM contact WHERE vendor = ? ORDER BY id",
+                             (self._vendor,))
+        for row in rows:
+            del row["vendor"]
+            for column, default in _JSON_CONTACT.items():
+                row[column] = loads_json(row[column], default)
+            for column in _BOOL_CONTACT:
+                if row[column] is not None:
+                    row[column] = bool(row[column])
+        return self._map("contact", rows, mapping)
+
+    def leads(self, *, mapping: FieldMapping | None = None) -> list[dict[str, Any]]:
+        rows = self._db.read("SELECT * FROM lead WHERE vendor = ? ORDER BY id", (self._vendor,))
+        for row in rows:
+            del row["vendor"]
+            row["location"] = loads_json(row["location"], None)
+        return self._map("lead", rows, mapping)
+
+    def activities(self) -> list[dict[str, Any]]:
+        rows = self._db.read("SELECT * FROM activity WHERE vendor = ? ORDER BY id",
+                             (self._vendor,))
+        for row in rows:
+            del row["vendor"]
+        return rows
+
+    def feedback(self) -> list[dict[str, Any]]:
+        rows = self._db.read("SELECT * FROM feedback WHERE vendor = ? ORDER BY id",
+                             (self._vendor,))
+        for row in rows:
+            del row["vendor"]
+        return rows
+
+    def lead(self, lead_id: int) -> dict[str, Any] | None:
+        rows = self._db.read("SELECT * FROM lead WHERE vendor = ? AND id = ?",
+                             (self._vendor, lead_id))
+        return rows[0] if rows else None

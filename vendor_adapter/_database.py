@@ -1,0 +1,91 @@
+"""One database file, shared by every vendor identity opened on it in this process.
+
+Opening the same path twice returns the same object (reference counted), so
+many identities in one file share one group-commit writer and one reader
+connection. Reads run on their own connection: in WAL mode readers never wait
+for the writer (https://sqlite.org/wal.html).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlite_utils
+
+from ._errors import StorageError
+from ._schema import migrate
+from ._writer import GroupCommitWriter, connect
+
+__all__ = ["Database"]
+
+_OPEN: dict[str, Database] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _purge_expired(conn: sqlite3.Connection) -> None:
+    # A message id is kept until the message expires; after that protocol.parse
+    # refuses the message as expired anyway, so the id can go.
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    conn.execute("DELETE FROM vrm_seen WHERE expires < ?", (now,))
+
+
+class Database:
+    """The shared handle on one SQLite file: schema, writer, reader."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._refs = 0
+        self._read_lock = threading.Lock()
+        try:
+            setup = sqlite_utils.Database(path)
+            try:
+                setup.execute("PRAGMA journal_mode = WAL")
+                migrate(setup)
+            finally:
+                setup.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot use {path} as a vendor database: {exc}") from exc
+        self.writer = GroupCommitWriter(path, maintenance=_purge_expired)
+        self._reader = connect(path, check_same_thread=False)
+        self._reader.row_factory = sqlite3.Row
+        #: KeySealers already derived for this file, by passphrase digest.
+        self.sealers: dict[bytes, Any] = {}
+
+    @classmethod
+    def acquire(cls, path: str | os.PathLike[str]) -> Database:
+        real = os.path.realpath(os.fspath(path))
+        with _OPEN_LOCK:
+            db = _OPEN.get(real)
+            if db is None:
+                directory = os.path.dirname(real)
+                if not os.path.isdir(directory):
+                    raise StorageError(f"the directory {directory} does not exist")
+                db = _OPEN[real] = cls(real)
+            db._refs += 1
+            return db
+
+    def release(self) -> None:
+        with _OPEN_LOCK:
+            self._refs -= 1
+            if self._refs > 0:
+                return
+            _OPEN.pop(self.path, None)
+        self.writer.close()
+        self._reader.close()
+
+    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts, from the reader connection (sees every committed batch)."""
+        with self._read_lock:
+            try:
+                return [dict(row) for row in self._reader.execute(sql, params)]
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read {self.path}: {exc}") from exc
+
+
+def loads_json(text: str | None, default: Any) -> Any:
+    return default if text is None else json.loads(text)

@@ -1,0 +1,105 @@
+"""The vendor's identity: an Ed25519 key, sealed at rest with protocol.KeySealer.
+
+The scrypt derivation is deliberately slow (about 0.1 s), so it runs once per
+file per passphrase in a process, not once per identity: a file holding a
+thousand vendors opens with one derivation. New files created in the same
+process with the same passphrase reuse the derived key (and so its salt),
+which lets a benchmark create a thousand files without a thousand derivations;
+each private key is still sealed with its own random nonce and its DID as
+associated data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from datetime import datetime, timezone
+
+import protocol
+
+from ._database import Database
+from ._errors import PassphraseError, VendorNotFound
+
+__all__ = ["open_identity", "DEFAULT_NAME", "PASSPHRASE_ENV"]
+
+DEFAULT_NAME = "VRM vendor"
+#: The environment variable the CLI reads the passphrase from.
+PASSPHRASE_ENV = "VRM_VENDOR_PASSPHRASE"
+
+# Sealers created in this process, by passphrase digest: reused for new files.
+_CREATED: dict[bytes, protocol.KeySealer] = {}
+_CREATED_LOCK = threading.Lock()
+
+
+def _digest(passphrase: str, salt: object = "") -> bytes:
+    return hashlib.sha256(f"{salt}\0{passphrase}".encode()).digest()
+
+
+def _sealer(db: Database, passphrase: str | None) -> protocol.KeySealer:
+    if not passphrase:
+        raise PassphraseError(
+            f"the vendor key in {db.path} is sealed with a passphrase: pass passphrase= "
+            f"(or set {PASSPHRASE_ENV} for the vrm-vendor command)"
+        )
+    rows = db.read("SELECT params FROM vrm_keystore WHERE id = 1")
+    if not rows:
+        with _CREATED_LOCK:
+            sealer = _CREATED.get(_digest(passphrase))
+            if sealer is None:
+                sealer = _CREATED[_digest(passphrase)] = protocol.KeySealer.create(passphrase)
+        params = json.dumps(sealer.params)
+        db.writer.run_sync(lambda conn: conn.execute(
+            "INSERT OR IGNORE INTO vrm_keystore (id, params) VALUES (1, ?)", (params,)))
+        rows = db.read("SELECT params FROM vrm_keystore WHERE id = 1")
+    params = json.loads(rows[0]["params"])
+    cache_key = _digest(passphrase, params.get("salt"))
+    sealer = db.sealers.get(cache_key)
+    if sealer is None:
+        with _CREATED_LOCK:
+            created = _CREATED.get(_digest(passphrase))
+        if created is not None and created.params == params:
+            sealer = created
+        else:
+            try:
+                sealer = protocol.KeySealer.open(passphrase, params)
+            except protocol.SealedKeyError as exc:
+                raise PassphraseError(f"cannot open the vendor key in {db.path}: {exc}") from exc
+        db.sealers[cache_key] = sealer
+    return sealer
+
+
+def open_identity(db: Database, *, name: str | None, passphrase: str | None,
+                  create: bool = True) -> tuple[protocol.SigningKey, str]:
+    """The vendor's key and name: the one named ``name``, created if missing."""
+    sealer = _sealer(db, passphrase)
+    if name is not None:
+        rows = db.read("SELECT did, name, sealed_key FROM vrm_vendor WHERE name = ?", (name,))
+    else:
+        rows = db.read("SELECT did, name, sealed_key FROM vrm_vendor ORDER BY created")
+        if len(rows) > 1:
+            names = ", ".join(repr(r["name"]) for r in rows[:5])
+            raise VendorNotFound(
+                f"{db.path} holds {len(rows)} vendors ({names}...); name the one you want")
+    if not rows:
+        if not create:
+            raise VendorNotFound(f"{db.path} holds no vendor named {name!r}")
+        key = protocol.SigningKey.generate()
+        chosen = name or DEFAULT_NAME
+        sealed = sealer.seal(key)
+        created = protocol.format_time(datetime.now(timezone.utc))
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO vrm_vendor (did, name, sealed_key, created) "
+                         "VALUES (?, ?, ?, ?)", (key.did, chosen, sealed, created))
+
+        db.writer.run_sync(insert)
+        # Another process may have created it first: read back whatever won.
+        return open_identity(db, name=chosen, passphrase=passphrase, create=False)
+    row = rows[0]
+    try:
+        key = sealer.unseal(row["sealed_key"], did=row["did"])
+    except protocol.SealedKeyError as exc:
+        raise PassphraseError(f"cannot open the key of vendor {row['name']!r}: {exc}") from exc
+    return key, row["name"]

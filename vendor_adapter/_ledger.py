@@ -1,0 +1,140 @@
+"""The relationship rules, exactly-once processing and the outbox.
+
+``Ledger.process`` runs in the writer thread, inside the batch transaction,
+once per verified message. Its rules, in order:
+
+1. (sender, id) seen before            -> ``duplicate`` with the original record
+2. the relationship ended              -> ``rejected`` unknown-relationship, HTTP 410
+3. no relationship, not a request      -> ``rejected`` unknown-relationship, 422
+4. a new relationship.request          -> the vendor's hook may refuse it
+5. messages.fetch                      -> pending messages after the cursor
+6. anything else                       -> the CRM sink writes it
+
+The seen row is written in the same transaction as the CRM change, so a
+message has exactly one effect even if the process dies between the two.
+Rejections are not remembered: they changed nothing, and the same message
+sent again (say, after its relationship.request arrived) is judged afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import protocol
+
+from ._core import Outcome, Verified
+from ._sink import CrmEvent, CrmSink
+
+__all__ = ["Ledger", "RelationshipHook", "FETCH_BUDGET", "GONE"]
+
+#: Decides on a new relationship: True/None accepts; False or a reason refuses.
+RelationshipHook = Callable[[protocol.RelationshipRequest], "bool | str | None"]
+#: Bytes of queued JWS per messages.fetch receipt. Base64url adds a third, and
+#: the receipt's own envelope and signature stay well under the rest of the
+#: 64 KiB a message may be (protocol.MAX_MESSAGE_BYTES).
+FETCH_BUDGET = 40_000
+#: The HTTP status once a relationship has ended: the resource is gone for good
+#: (RFC 9110 §15.5.11); agents stop sending, as Standard Webhooks receivers do.
+GONE = 410
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass
+class Ledger:
+    vendor: str
+    sink: CrmSink
+    accept_relationship: RelationshipHook | None = None
+
+    def process(self, conn: sqlite3.Connection, item: Verified) -> Outcome:
+        message = item.message
+        context = {"sender": message.sender, "message_id": message.id,
+                   "message_type": message.type}
+        seen = conn.execute(
+            "SELECT status, record FROM vrm_seen WHERE vendor = ? AND sender = ? "
+            "AND message_id = ?", (self.vendor, message.sender, message.id)).fetchone()
+        if seen is not None:
+            return Outcome("duplicate", record=json.loads(seen[1]) if seen[1] else None)
+        rel = conn.execute("SELECT state, record, ended FROM vrm_relationship "
+                           "WHERE vendor = ? AND did = ?", (self.vendor, message.sender)).fetchone()
+        if rel is not None and rel[0] == "ended":
+            return Outcome.refused(protocol.UnknownRelationship(
+                f"the relationship ended at {rel[2]}; start a new one with a new DID",
+                **context), http_status=GONE)
+        if rel is None and message.type != "relationship.request":
+            return Outcome.refused(protocol.UnknownRelationship(
+                "send relationship.request first", **context))
+        if rel is None:
+            self._decide(message, context)  # type: ignore[arg-type]
+        if message.type == "messages.fetch":
+            outcome = self._fetch(conn, message, context)  # type: ignore[arg-type]
+            record = None
+        else:
+            relationship = json.loads(rel[1]) if rel is not None else None
+            # A sink may raise protocol.InvalidMessage to reject: the writer then
+            # rolls this message's savepoint back and the inbox answers 422.
+            record = self.sink.apply(conn, CrmEvent(
+                self.vendor, message.sender, message, item.raw, item.received, relationship))
+            outcome = Outcome("accepted", record=record)
+        when = protocol.format_time(item.received)
+        if message.type == "relationship.request" and rel is None:
+            conn.execute("INSERT INTO vrm_relationship (vendor, did, state, record, created) "
+                         "VALUES (?, ?, 'active', ?, ?)",
+                         (self.vendor, message.sender, _json(record or {}), when))
+        elif message.type == "relationship.end":
+            conn.execute("UPDATE vrm_relationship SET state = 'ended', ended = ? "
+                         "WHERE vendor = ? AND did = ?", (when, self.vendor, message.sender))
+        conn.execute(
+            "INSERT INTO vrm_seen (vendor, sender, message_id, expires, status, record) "
+            "VALUES (?, ?, ?, ?, 'accepted', ?)",
+            (self.vendor, message.sender, message.id, protocol.format_time(message.expires_at),
+             _json(record) if record is not None else None))
+        return outcome
+
+    def _decide(self, message: protocol.RelationshipRequest, context: dict[str, str]) -> None:
+        if self.accept_relationship is None:
+            return
+        verdict = self.accept_relationship(message)
+        if verdict is None or verdict is True:
+            return
+        reason = verdict if isinstance(verdict, str) and verdict else "the vendor declined"
+        raise protocol.RelationshipRefused(reason[:1000], **context)
+
+    def _fetch(self, conn: sqlite3.Connection, message: protocol.MessagesFetch,
+               context: dict[str, str]) -> Outcome:
+        after = message.body.after
+        if after is None:
+            start = 0
+        elif after.isascii() and after.isdigit() and len(after) <= 18:
+            start = int(after)
+        else:
+            raise protocol.InvalidBody("after is not a cursor this vendor gave", **context)
+        rows = conn.execute(
+            "SELECT seq, jws FROM vrm_outbox WHERE vendor = ? AND did = ? AND seq > ? "
+            "ORDER BY seq LIMIT 100", (self.vendor, message.sender, start)).fetchall()
+        messages, used, cursor = [], 0, start
+        for seq, jws in rows:
+            if messages and used + len(jws) > FETCH_BUDGET:
+                break  # the rest comes with the next fetch, after this cursor
+            messages.append(protocol.FlattenedJWS.model_validate(json.loads(jws)))
+            used += len(jws)
+            cursor = seq
+        return Outcome("accepted", messages=messages, cursor=str(cursor))
+
+    def queue(self, conn: sqlite3.Connection, did: str, message: protocol.Message,
+              jws: bytes) -> None:
+        """Put a signed message in the outbox of the relationship with ``did``."""
+        conn.execute("INSERT INTO vrm_outbox (vendor, did, message_id, type, jws, created) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     (self.vendor, did, message.id, message.type, jws.decode(),
+                      protocol.format_time(message.created)))
+
+    def relationship_state(self, conn: sqlite3.Connection, did: str) -> str | None:
+        row = conn.execute("SELECT state FROM vrm_relationship WHERE vendor = ? AND did = ?",
+                           (self.vendor, did)).fetchone()
+        return row[0] if row else None

@@ -1,0 +1,91 @@
+"""The database schema, applied as sqlite-utils migrations (one transaction each).
+
+Every table carries a ``vendor`` column (the vendor's DID): one database file
+may hold many vendor identities, served by one group-commit writer. Tables
+prefixed ``vrm_`` are the adapter's own ledger (identity, dedupe, relationship
+state, outbox); the others are the built-in CRM, which a vendor may replace
+with its own sink.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS = Migrations("vendor_adapter")
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: Database) -> None:
+    db.executescript(
+        """
+        -- The key-encryption parameters (scrypt salt, check value): one per file,
+        -- so one passphrase derivation opens every identity in it.
+        CREATE TABLE vrm_keystore (id INTEGER PRIMARY KEY CHECK (id = 1), params TEXT NOT NULL);
+        -- Vendor identities; the private key is sealed (AES-256-GCM), never plaintext.
+        CREATE TABLE vrm_vendor (
+            did TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, sealed_key TEXT NOT NULL,
+            created TEXT NOT NULL);
+        -- (sender, message id) pairs already processed, with the original outcome,
+        -- kept until the message expires.
+        CREATE TABLE vrm_seen (
+            vendor TEXT NOT NULL, sender TEXT NOT NULL, message_id TEXT NOT NULL,
+            expires TEXT NOT NULL, status TEXT NOT NULL, record TEXT,
+            PRIMARY KEY (vendor, sender, message_id)) WITHOUT ROWID;
+        CREATE INDEX vrm_seen_expires ON vrm_seen (expires);
+        -- One row per relationship: active or ended.
+        CREATE TABLE vrm_relationship (
+            vendor TEXT NOT NULL, did TEXT NOT NULL, state TEXT NOT NULL,
+            record TEXT NOT NULL, created TEXT NOT NULL, ended TEXT,
+            PRIMARY KEY (vendor, did)) WITHOUT ROWID;
+        -- Signed messages waiting for the agent's messages.fetch; seq is the cursor.
+        CREATE TABLE vrm_outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, vendor TEXT NOT NULL, did TEXT NOT NULL,
+            message_id TEXT NOT NULL, type TEXT NOT NULL, jws TEXT NOT NULL,
+            created TEXT NOT NULL);
+        CREATE INDEX vrm_outbox_recipient ON vrm_outbox (vendor, did, seq);
+
+        -- The built-in CRM.
+        CREATE TABLE contact (
+            id INTEGER PRIMARY KEY, vendor TEXT NOT NULL, did TEXT NOT NULL,
+            customer_id TEXT,
+            given_name TEXT, family_name TEXT, email TEXT, phone TEXT,
+            street_address TEXT, locality TEXT, region TEXT, postal_code TEXT, country TEXT,
+            language TEXT,
+            channels TEXT, marketing INTEGER, terms TEXT,
+            message_counts TEXT NOT NULL DEFAULT '{}',
+            intent_categories TEXT NOT NULL DEFAULT '[]',
+            feedback_class TEXT,
+            shared_fields TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'active', erased INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL, updated TEXT NOT NULL, ended TEXT,
+            UNIQUE (vendor, did));
+        CREATE TABLE lead (
+            id INTEGER PRIMARY KEY, vendor TEXT NOT NULL, contact_id INTEGER NOT NULL,
+            did TEXT NOT NULL, message_id TEXT NOT NULL,
+            summary TEXT, category TEXT, quantity INTEGER, budget_max TEXT,
+            budget_currency TEXT, needed_by TEXT, location TEXT, valid_until TEXT,
+            status TEXT NOT NULL DEFAULT 'open', offer_id TEXT,
+            created TEXT NOT NULL, updated TEXT NOT NULL,
+            UNIQUE (vendor, did, message_id));
+        CREATE INDEX lead_vendor ON lead (vendor, id);
+        CREATE TABLE activity (
+            id INTEGER PRIMARY KEY, vendor TEXT NOT NULL, contact_id INTEGER NOT NULL,
+            did TEXT NOT NULL, type TEXT NOT NULL, message_id TEXT NOT NULL,
+            received TEXT NOT NULL, jws TEXT);
+        CREATE INDEX activity_vendor ON activity (vendor, id);
+        CREATE INDEX activity_contact ON activity (contact_id);
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY, vendor TEXT NOT NULL, contact_id INTEGER NOT NULL,
+            did TEXT NOT NULL, message_id TEXT NOT NULL, score INTEGER NOT NULL,
+            nps_class TEXT NOT NULL, subject TEXT, comment TEXT, received TEXT NOT NULL);
+        CREATE INDEX feedback_vendor ON feedback (vendor, id);
+        CREATE INDEX feedback_contact ON feedback (contact_id);
+        """
+    )
+
+
+def migrate(db: Database) -> None:
+    MIGRATIONS.apply(db)

@@ -1,0 +1,51 @@
+"""The CRM sink interface: where accepted messages are written.
+
+The adapter decides *whether* a message is accepted (signature, dedupe,
+relationship rules); a sink decides *what it means* for the vendor's records.
+The built-in :class:`~vendor_adapter.SqliteCrm` is one sink; a vendor can
+write to its own system by implementing :class:`CrmSink` (or by subclassing
+SqliteCrm and calling ``super().apply`` to keep the built-in records too).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import protocol
+
+__all__ = ["CrmEvent", "CrmSink", "RecordRef"]
+
+#: What a receipt's ``record`` carries: short references to the CRM records.
+RecordRef = dict[str, "str | int | bool | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class CrmEvent:
+    """One accepted message, ready for the CRM."""
+
+    vendor: str                 # the vendor's DID (the tenant)
+    sender: str                 # the person's pairwise DID
+    message: protocol.Message   # verified and typed
+    raw: bytes                  # the JWS as received, kept as evidence
+    received: datetime
+    #: The relationship's record reference (from its relationship.request);
+    #: None for the relationship.request itself.
+    relationship: RecordRef | None
+
+
+@runtime_checkable
+class CrmSink(Protocol):
+    def apply(self, conn: sqlite3.Connection, event: CrmEvent) -> RecordRef:
+        """Record ``event``; return the reference that goes into the receipt.
+
+        Runs in the writer thread, inside the batch's SQLite transaction, and
+        is called exactly once per (sender, message id) that commits. Raise a
+        ``protocol.InvalidMessage`` (e.g. ``InvalidBody``) to reject the
+        message: its changes in ``conn`` are rolled back. A sink writing to an
+        external system should be idempotent on ``event.message.id``: if the
+        SQLite commit fails after the sink ran, the agent retries.
+        """
+        ...

@@ -1,0 +1,221 @@
+"""``Vendor``: one vendor identity, its inbox, its CRM and its offers.
+
+    vendor = Vendor.open("crm.db", name="Bikes4U", passphrase="secret")
+    app = vrm_app(vendor)                      # vendor_adapter.aiohttp
+    offer_id = await vendor.make_offer(lead_id, summary="Trek 520", price="749.00")
+    vendor.close()
+
+Many identities may share one database file (``Vendor.open`` with another
+``name``): they share its group-commit writer, so their writes batch together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+
+import protocol
+
+from ._core import UNAVAILABLE, InboxCore, Outcome, Response, Verified
+from ._crm import CrmView, SqliteCrm
+from ._database import Database
+from ._errors import ClosedError, LeadNotFound, OfferError
+from ._identity import open_identity
+from ._ledger import Ledger, RelationshipHook
+from ._mapping import DEFAULT, FieldMapping
+from ._sink import CrmSink
+
+__all__ = ["Vendor", "SUPPORTED_TYPES"]
+
+#: The types this adapter handles, as listed in the discovery document.
+SUPPORTED_TYPES: tuple[str, ...] = (
+    "relationship.request", "contact.update", "intent", "intent.cancel",
+    "preferences.update", "feedback", "relationship.end", "messages.fetch",
+)
+#: Offers wait in the outbox this long for the agent to fetch them.
+OFFER_LIFETIME = protocol.MAX_LIFETIME
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Vendor:
+    """A vendor identity with its inbox, built-in CRM and outbox."""
+
+    def __init__(self, db: Database, key: protocol.SigningKey, name: str, *,
+                 sink: CrmSink | None, mapping: FieldMapping,
+                 accept_relationship: RelationshipHook | None,
+                 clock: Callable[[], datetime],
+                 registry: protocol.MessageRegistry, types: tuple[str, ...]) -> None:
+        self._db = db
+        self._key = key
+        self.name = name
+        self.clock = clock
+        self.types = types
+        self.sink: CrmSink = sink if sink is not None else SqliteCrm()
+        self.crm = CrmView(db, key.did, mapping)
+        self.core = InboxCore(key, clock=clock, registry=registry)
+        self.ledger = Ledger(key.did, self.sink, accept_relationship)
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        passphrase: str | None = None,
+        sink: CrmSink | None = None,
+        mapping: FieldMapping = DEFAULT,
+        accept_relationship: RelationshipHook | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        registry: protocol.MessageRegistry = protocol.CORE_REGISTRY,
+        types: tuple[str, ...] = SUPPORTED_TYPES,
+    ) -> Vendor:
+        """Open the vendor named ``name`` in the database at ``path``; create the
+        database, the schema and the identity (a sealed key) if missing.
+
+        ``name`` may be omitted when the file holds one vendor (or none yet).
+        """
+        db = Database.acquire(path)
+        try:
+            key, actual = open_identity(db, name=name, passphrase=passphrase)
+        except BaseException:
+            db.release()
+            raise
+        return cls(db, key, actual, sink=sink, mapping=mapping,
+                   accept_relationship=accept_relationship, clock=clock, registry=registry,
+                   types=types)
+
+    # --- identity ----------------------------------------------------------------
+
+    @property
+    def did(self) -> str:
+        return self._key.did
+
+    @property
+    def public_key(self) -> protocol.PublicKey:
+        return self._key.public
+
+    @property
+    def db_path(self) -> str:
+        return self._db.path
+
+    def discovery(self, inbox_url: str) -> protocol.DiscoveryDocument:
+        """The document served at /.well-known/vrm, naming ``inbox_url`` (absolute)."""
+        return protocol.DiscoveryDocument(
+            vrm=["1"], id=self.did, name=self.name[:200], inbox=inbox_url,
+            keys=[self._key.public.to_jwk()], types=list(self.types))
+
+    # --- the inbox -----------------------------------------------------------------
+
+    async def handle(self, body: bytes, content_type: str | None) -> Response:
+        """Answer one inbox request. Never raises (a framework binding calls this)."""
+        if self._closed:
+            return UNAVAILABLE
+        return await self.core.handle_async(body, content_type, self._apply)
+
+    def handle_sync(self, body: bytes, content_type: str | None) -> Response:
+        """The same, blocking (for tests, fuzzing and WSGI-style bindings)."""
+        if self._closed:
+            return UNAVAILABLE
+        return self.core.handle(
+            body, content_type, lambda item: self._db.writer.run_sync(
+                lambda conn: self.ledger.process(conn, item)))
+
+    async def _apply(self, item: Verified) -> Outcome:
+        return await self._db.writer.run(lambda conn: self.ledger.process(conn, item))
+
+    # --- offers ----------------------------------------------------------------------
+
+    async def make_offer(self, lead_id: int | str, *, summary: str, price: str = "199.00",
+                         currency: str = "EUR", valid_until: datetime | str | None = None,
+                         url: str | None = None) -> str:
+        """Sign an offer for a lead, queue it for the agent's messages.fetch and mark
+        the lead ``offered``. Returns the offer's message id."""
+        self._check_open()
+        return await self._db.writer.run(self._offer_job(
+            lead_id, summary, price, currency, valid_until, url))
+
+    def make_offer_sync(self, lead_id: int | str, *, summary: str, price: str = "199.00",
+                        currency: str = "EUR", valid_until: datetime | str | None = None,
+                        url: str | None = None) -> str:
+        self._check_open()
+        return self._db.writer.run_sync(self._offer_job(
+            lead_id, summary, price, currency, valid_until, url))
+
+    def _offer_job(self, lead_id: int | str, summary: str, price: str, currency: str,
+                   valid_until: datetime | str | None, url: str | None) -> Callable[[Any], str]:
+        lead_number = _lead_number(lead_id)
+        try:
+            offer_body: dict[str, Any] = {
+                "summary": summary, "price": protocol.Price(amount=price, currency=currency)}
+            if valid_until is not None:
+                offer_body["valid_until"] = (valid_until if isinstance(valid_until, datetime)
+                                             else protocol.parse_time(valid_until))
+            if url is not None:
+                offer_body["url"] = url
+            body = protocol.OfferBody(**offer_body)
+        except (ValidationError, ValueError) as exc:
+            detail = (protocol.describe_validation_error(exc)
+                      if isinstance(exc, ValidationError) else str(exc))
+            raise OfferError(f"the offer is invalid: {detail}") from None
+
+        def job(conn: Any) -> str:
+            row = conn.execute("SELECT did, message_id, status FROM lead WHERE vendor = ? "
+                               "AND id = ?", (self.did, lead_number)).fetchone()
+            if row is None:
+                raise LeadNotFound(f"there is no lead {lead_id} for vendor {self.name!r}")
+            did, intent_id, status = row
+            if status == "cancelled":
+                raise OfferError(f"lead {lead_id} was cancelled by the person")
+            if self.ledger.relationship_state(conn, did) != "active":
+                raise OfferError(f"the relationship behind lead {lead_id} has ended")
+            now = self.clock()
+            offer = protocol.Offer(id=protocol.new_message_id(), sender=self.did, to=did,
+                                   created=now, expires=now + OFFER_LIFETIME,
+                                   thread=intent_id, body=body)
+            jws = protocol.sign(offer, self._key)
+            self.ledger.queue(conn, did, offer, jws)
+            conn.execute("UPDATE lead SET status = 'offered', offer_id = ?, updated = ? "
+                         "WHERE id = ?", (offer.id, protocol.format_time(now), lead_number))
+            return offer.id
+
+        return job
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"vendor {self.name!r} is closed")
+
+    def close(self) -> None:
+        """Release the database (closed once the last vendor on it closes). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._db.release()
+
+    def __enter__(self) -> Vendor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Vendor({self.name!r}, {self.did!r})"
+
+
+def _lead_number(lead_id: int | str) -> int:
+    if isinstance(lead_id, bool):
+        raise LeadNotFound(f"{lead_id!r} is not a lead id")
+    if isinstance(lead_id, int):
+        return lead_id
+    text = str(lead_id).strip()
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    raise LeadNotFound(f"{str(lead_id)[:40]!r} is not a lead id (lead ids are numbers)")

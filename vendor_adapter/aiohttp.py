@@ -1,0 +1,125 @@
+"""The aiohttp binding: a sub-application serving one vendor.
+
+    app = web.Application()
+    app.add_subapp("/shop/vrm", vrm_app(vendor))
+    # GET  /shop/vrm/.well-known/vrm   the discovery document
+    # POST /shop/vrm/inbox             messages from people's agents
+
+Everything protocol-related happens in the framework-free core
+(``Vendor.handle``); this file only reads the body safely and writes the
+response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+
+import protocol
+
+from ._core import Response, check_media_type, problem_response
+from ._vendor import Vendor
+
+__all__ = ["vrm_app", "InboxLimits", "VENDOR_KEY"]
+
+VENDOR_KEY: web.AppKey[Vendor] = web.AppKey("vrm_vendor", Vendor)
+
+
+@dataclass(frozen=True)
+class InboxLimits:
+    """How much of a request the inbox reads, and for how long."""
+
+    #: Bodies larger than this are refused with 413 (protocol.MAX_MESSAGE_BYTES).
+    max_body: int = protocol.MAX_MESSAGE_BYTES
+    #: The whole body must arrive within this many seconds, or 408: a client that
+    #: trickles a body byte by byte must not hold a connection and a buffer open.
+    body_timeout: float = 10.0
+
+
+_TOO_LARGE = protocol.MessageTooLarge(
+    f"a message is at most {protocol.MAX_MESSAGE_BYTES} bytes").to_problem()
+_TIMEOUT = {"type": "about:blank", "title": "Request Timeout", "status": 408,
+            "detail": "the message body did not arrive in time"}
+_INCOMPLETE = protocol.MalformedMessage("the message body ended early").to_problem()
+
+
+def _web_response(response: Response, *, close: bool = False) -> web.Response:
+    resp = web.Response(status=response.status, body=response.body,
+                        headers={"Content-Type": response.content_type, **dict(response.headers)})
+    if close:
+        # Do not linger reading the rest of a refused body (aiohttp would otherwise
+        # drain it for up to lingering_time): close the connection instead.
+        resp.force_close()
+    return resp
+
+
+async def _read_body(request: web.Request, limits: InboxLimits) -> bytes | Response:
+    """The body, capped at ``limits.max_body`` and ``limits.body_timeout``."""
+    if request.content_length is not None and request.content_length > limits.max_body:
+        # Refused on the header alone, before reading the body (RFC 9110 §15.5.14).
+        return problem_response(_TOO_LARGE, 413)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(limits.body_timeout):
+            while True:
+                chunk = await request.content.readany()
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limits.max_body:  # chunked bodies carry no Content-Length
+                    return problem_response(_TOO_LARGE, 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        return problem_response(_TIMEOUT, 408)
+    except (ConnectionError, web.HTTPException, OSError):
+        return problem_response(_INCOMPLETE, 400)
+    except Exception as exc:  # aiohttp's payload errors (e.g. a cut-off chunked body)
+        if exc.__class__.__module__.startswith("aiohttp"):
+            return problem_response(_INCOMPLETE, 400)
+        raise
+    return b"".join(chunks)
+
+
+def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
+            limits: InboxLimits = InboxLimits()) -> web.Application:
+    """An aiohttp application serving ``vendor``'s discovery document and inbox.
+
+    The inbox URL in the discovery document is absolute and on the same origin
+    as the document (agents refuse any other, to prevent SSRF). It is derived
+    from the request (scheme, Host and the mount prefix) unless
+    ``public_base_url`` names it, e.g. ``"https://shop.example/vrm"`` behind a
+    reverse proxy.
+    """
+    app = web.Application()
+    app[VENDOR_KEY] = vendor
+    base = public_base_url.rstrip("/") if public_base_url else None
+
+    async def discovery(request: web.Request) -> web.Response:
+        if base is not None:
+            inbox = base + "/inbox"
+        else:
+            inbox = str(request.url.origin().join(request.app.router["inbox"].url_for()))
+        document = vendor.discovery(inbox)
+        return web.Response(body=protocol.dumps(document.to_wire()),
+                            content_type="application/json",
+                            headers={"Cache-Control": "max-age=300"})
+
+    async def inbox(request: web.Request) -> web.Response:
+        content_type = request.headers.get("Content-Type")
+        if content_type is not None or request.content_length:
+            try:
+                check_media_type(content_type)
+            except protocol.UnsupportedMediaType as exc:
+                # Refuse before reading a body we will not parse.
+                return _web_response(problem_response(exc.to_problem(), 415), close=True)
+        body = await _read_body(request, limits)
+        if isinstance(body, Response):
+            return _web_response(body, close=True)
+        return _web_response(await vendor.handle(body, content_type))
+
+    app.router.add_get(protocol.WELL_KNOWN_PATH, discovery, name="discovery")
+    app.router.add_post("/inbox", inbox, name="inbox")
+    return app
