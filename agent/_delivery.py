@@ -47,6 +47,7 @@ Progress = Callable[[int, int, "DeliveryResult"], None]
 
 _FINAL_4XX = frozenset({400, 401, 403, 404, 405, 413, 415})
 _FLUSH_EVERY = 500
+_MAX_RETRY_AFTER = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,8 @@ def backoff(attempts: int, limits: Limits, rng: random.Random,
     delay = min(limits.retry_cap, limits.retry_base * 2 ** max(0, attempts - 1))
     delay *= rng.uniform(0.5, 1.0)
     if retry_after is not None:
-        delay = max(delay, min(retry_after, limits.retry_cap))
+        # Honoured even beyond retry_cap (the vendor knows its load), within reason.
+        delay = max(delay, min(retry_after, _MAX_RETRY_AFTER))
     return delay
 
 
@@ -237,8 +239,7 @@ class Deliverer:
                 for result in await self._pass(due, progress, len(total_seen),
                                                len(total_seen) - len(due)):
                     results[result.message_id] = result
-            upcoming = self.next_due(scope if scope is not None else
-                                     (total_seen or None))
+            upcoming = self.next_due(scope)
             if upcoming is None:
                 break
             wait = (upcoming - self._clock()).total_seconds()
