@@ -76,15 +76,17 @@ class Vendor:
         clock: Callable[[], datetime] = _utcnow,
         registry: protocol.MessageRegistry = protocol.CORE_REGISTRY,
         types: tuple[str, ...] = SUPPORTED_TYPES,
+        create: bool = True,
     ) -> Vendor:
         """Open the vendor named ``name`` in the database at ``path``; create the
         database, the schema and the identity (a sealed key) if missing.
 
         ``name`` may be omitted when the file holds one vendor (or none yet).
+        With ``create=False`` a missing identity is an error (``VendorNotFound``).
         """
         db = Database.acquire(path)
         try:
-            key, actual = open_identity(db, name=name, passphrase=passphrase)
+            key, actual = open_identity(db, name=name, passphrase=passphrase, create=create)
         except BaseException:
             db.release()
             raise
