@@ -1,0 +1,323 @@
+"""Every inbox outcome, through the real HTTP interface, receipts verified with jwcrypto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+import protocol
+from vendor_adapter import Vendor
+from vendor_adapter.aiohttp import vrm_app
+
+from .conftest import Inbox, JwcryptoPerson, PASSPHRASE, now, timedelta
+
+
+async def test_discovery_document(inbox: Inbox) -> None:
+    doc = protocol.parse_discovery(json.dumps(inbox.discovery).encode(),
+                                   url=str(inbox.client.make_url("/.well-known/vrm")))
+    assert doc.id == inbox.vendor.did and doc.name == "Bikes4U"
+    assert doc.inbox == str(inbox.client.make_url("/inbox"))
+    assert doc.key == inbox.vendor.public_key
+    assert "intent" in doc.types and "messages.fetch" in doc.types
+
+
+async def test_relationship_request_creates_contact(inbox: Inbox) -> None:
+    person = inbox.person()
+    raw = person.request(given_name="Ann", family_name="Lee", email="ann@example.org",
+                         postal_address={"locality": "Gent", "country": "BE"})
+    receipt = await inbox.send(person, raw)
+    assert receipt["status"] == "accepted"
+    (contact,) = inbox.vendor.crm.contacts()
+    assert receipt["record"] == {"contact": contact["id"], "customer_id": contact["customer_id"]}
+    assert contact["did"] == person.did
+    assert (contact["given_name"], contact["email"], contact["locality"]) == (
+        "Ann", "ann@example.org", "Gent")
+    assert contact["shared_fields"] == ["given_name", "family_name", "email", "postal_address"]
+    assert contact["status"] == "active" and contact["erased"] is False
+    (activity,) = inbox.vendor.crm.activities()
+    assert activity["type"] == "relationship.request" and activity["jws"] == raw.decode()
+
+
+async def test_jwcrypto_signed_messages_are_accepted(inbox: Inbox) -> None:
+    person = JwcryptoPerson(inbox.vendor.did)
+    receipt = await inbox.send(person, person.request(given_name="Jo"))
+    assert receipt["status"] == "accepted"
+    receipt = await inbox.send(person, person.message("feedback", {"score": 7}))
+    assert receipt["status"] == "accepted"
+    assert inbox.vendor.crm.feedback()[0]["nps_class"] == "passive"
+
+
+async def test_receipt_threads_the_message(inbox: Inbox) -> None:
+    person = inbox.person()
+    payload = person.envelope("relationship.request", {})
+    code, _, body = await inbox.post(person.sign_payload(payload))
+    assert code == 200
+    from .conftest import verify_receipt
+    receipt = verify_receipt(body, inbox.discovery, person.did)
+    assert receipt["thread"] == payload["id"]
+
+
+async def test_contact_update_is_a_merge_patch(inbox: Inbox) -> None:
+    person = await inbox.related(given_name="Ann", phone="+3212345678",
+                                 postal_address={"street_address": "Kerkstraat 1",
+                                                 "locality": "Gent"})
+    receipt = await inbox.send(person, person.message("contact.update", {"changes": {
+        "phone": None, "postal_address": {"street_address": "Veldstraat 9", "postal_code": "9000"}}}))
+    assert receipt["status"] == "accepted"
+    (contact,) = inbox.vendor.crm.contacts()
+    assert receipt["record"] == {"contact": contact["id"]}
+    assert contact["phone"] is None
+    assert (contact["street_address"], contact["postal_code"], contact["locality"]) == (
+        "Veldstraat 9", "9000", "Gent")
+    assert contact["shared_fields"] == ["given_name", "postal_address"]
+    assert contact["message_counts"] == {"relationship.request": 1, "contact.update": 1}
+
+
+async def test_intent_creates_a_lead_and_cancel_closes_it(inbox: Inbox) -> None:
+    person = await inbox.related()
+    intent = person.envelope("intent", {
+        "summary": "touring bike", "category": "bikes", "quantity": 1,
+        "budget": {"max": "800.00", "currency": "EUR"}, "needed_by": "2027-06-01"})
+    receipt = await inbox.send(person, person.sign_payload(intent))
+    (lead,) = inbox.vendor.crm.leads()
+    assert receipt["record"] == {"contact": lead["contact_id"], "lead": lead["id"]}
+    assert (lead["summary"], lead["category"], lead["budget_max"], lead["status"]) == (
+        "touring bike", "bikes", "800.00", "open")
+    await inbox.send(person, person.message("intent", {"summary": "helmet", "category": "gear"}))
+    assert inbox.vendor.crm.contacts()[0]["intent_categories"] == ["bikes", "gear"]
+    receipt = await inbox.send(person, person.message("intent.cancel", {},
+                                                      thread=intent["id"]))
+    assert receipt["record"]["lead"] == lead["id"]
+    assert inbox.vendor.crm.leads()[0]["status"] == "cancelled"
+
+
+async def test_cancel_of_unknown_intent_is_rejected(inbox: Inbox) -> None:
+    person = await inbox.related()
+    before = inbox.snapshot()
+    receipt = await inbox.send(person, person.message("intent.cancel", {}, thread="nope"),
+                               status=422)
+    assert receipt["status"] == "rejected"
+    assert receipt["problem"]["type"] == "urn:vrm:problem:invalid-body"
+    assert inbox.snapshot() == before
+
+
+async def test_preferences_and_feedback(inbox: Inbox) -> None:
+    person = await inbox.related()
+    await inbox.send(person, person.message("preferences.update", {
+        "channels": {"email": True, "sms": False}, "marketing": False}))
+    await inbox.send(person, person.message("preferences.update", {"channels": {"post": True}}))
+    for score, klass in ((10, "promoter"), (8, "passive"), (3, "detractor")):
+        receipt = await inbox.send(person, person.message("feedback", {"score": score}))
+        assert receipt["record"]["feedback"] == inbox.vendor.crm.feedback()[-1]["id"]
+        assert inbox.vendor.crm.feedback()[-1]["nps_class"] == klass
+    (contact,) = inbox.vendor.crm.contacts()
+    assert contact["channels"] == {"email": True, "sms": False, "post": True}
+    assert contact["marketing"] is False
+    assert contact["feedback_class"] == "detractor"
+
+
+async def test_first_message_must_be_a_relationship_request(inbox: Inbox) -> None:
+    person = inbox.person()
+    receipt = await inbox.send(person, person.message("feedback", {"score": 9}), status=422)
+    assert receipt["status"] == "rejected"
+    assert receipt["problem"]["type"] == "urn:vrm:problem:unknown-relationship"
+    assert inbox.snapshot() == ([], [], [], [])
+
+
+async def test_vendor_hook_may_refuse_a_relationship(db_path: str, aiohttp_client) -> None:
+    refused = Vendor.open(db_path, name="Picky", passphrase=PASSPHRASE,
+                          accept_relationship=lambda request: "we only serve Belgium")
+    try:
+        client = await aiohttp_client(vrm_app(refused))
+        doc = await (await client.get("/.well-known/vrm")).json()
+        inbox = Inbox(client, refused, doc)
+        person = inbox.person()
+        receipt = await inbox.send(person, person.request(), status=422)
+        assert receipt["status"] == "rejected"
+        assert receipt["problem"]["type"] == "urn:vrm:problem:relationship-refused"
+        assert receipt["problem"]["detail"] == "we only serve Belgium"
+        assert inbox.snapshot() == ([], [], [], [])
+    finally:
+        refused.close()
+
+
+async def test_unsupported_type_gets_an_unsupported_receipt(inbox: Inbox) -> None:
+    person = await inbox.related()
+    receipt = await inbox.send(person, person.message("x-org.example.points", {}), status=422)
+    assert receipt["status"] == "unsupported"
+    assert receipt["problem"]["type"] == "urn:vrm:problem:unsupported-type"
+
+
+async def test_invalid_body_is_rejected(inbox: Inbox) -> None:
+    person = await inbox.related()
+    before = inbox.snapshot()
+    receipt = await inbox.send(person, person.message("feedback", {"score": 11}), status=422)
+    assert receipt["problem"]["type"] == "urn:vrm:problem:invalid-body"
+    assert inbox.snapshot() == before
+
+
+async def test_replay_is_a_duplicate_with_the_original_record(inbox: Inbox) -> None:
+    person = await inbox.related()
+    raw = person.message("intent", {"summary": "bike"})
+    first = await inbox.send(person, raw)
+    before = inbox.snapshot()
+    second = await inbox.send(person, raw)
+    assert second["status"] == "duplicate"
+    assert second["record"] == first["record"]
+    assert inbox.snapshot() == before
+
+
+async def test_concurrent_identical_requests_have_one_effect(inbox: Inbox) -> None:
+    person = await inbox.related()
+    raw = person.message("feedback", {"score": 9})
+    results = await asyncio.gather(*(inbox.send(person, raw) for _ in range(20)))
+    statuses = sorted(r["status"] for r in results)
+    assert statuses == ["accepted"] + ["duplicate"] * 19
+    assert len({json.dumps(r["record"]) for r in results}) == 1
+    assert len(inbox.vendor.crm.feedback()) == 1
+
+
+async def test_concurrent_relationship_requests_from_many_people(inbox: Inbox) -> None:
+    people = [inbox.person() for _ in range(50)]
+    results = await asyncio.gather(*(inbox.send(p, p.request(given_name=f"P{i}"))
+                                     for i, p in enumerate(people)))
+    assert all(r["status"] == "accepted" for r in results)
+    assert len({r["record"]["contact"] for r in results}) == 50
+    assert len(inbox.vendor.crm.contacts()) == 50
+
+
+async def test_relationship_end_then_gone(inbox: Inbox) -> None:
+    person = await inbox.related(given_name="Ann")
+    receipt = await inbox.send(person, person.message("relationship.end", {}))
+    assert receipt["record"]["erased"] is False
+    (contact,) = inbox.vendor.crm.contacts()
+    assert contact["status"] == "ended" and contact["given_name"] == "Ann"
+    before = inbox.snapshot()
+    for raw in (person.message("feedback", {"score": 1}), person.request()):
+        receipt = await inbox.send(person, raw, status=410)
+        assert receipt["status"] == "rejected"
+        assert receipt["problem"]["type"] == "urn:vrm:problem:unknown-relationship"
+        assert "ended" in receipt["problem"]["detail"]
+    assert inbox.snapshot() == before
+
+
+async def test_relationship_end_with_erase_keeps_only_a_tombstone(inbox: Inbox) -> None:
+    person = await inbox.related(given_name="Ann", email="ann@example.org",
+                                 postal_address={"locality": "Gent"})
+    await inbox.send(person, person.message("intent", {"summary": "bike", "category": "bikes"}))
+    await inbox.send(person, person.message("feedback", {"score": 9, "comment": "great"}))
+    end = person.message("relationship.end", {"erase": True})
+    receipt = await inbox.send(person, end)
+    assert receipt["status"] == "accepted" and receipt["record"]["erased"] is True
+    (contact,) = inbox.vendor.crm.contacts()
+    assert contact["erased"] is True and contact["status"] == "ended"
+    assert contact["did"] == person.did and contact["created"] and contact["ended"]
+    for column in ("given_name", "email", "locality", "customer_id", "channels", "terms"):
+        assert contact[column] is None
+    assert contact["intent_categories"] == [] and contact["shared_fields"] == []
+    assert all(a["jws"] is None for a in inbox.vendor.crm.activities()[:-1])
+    assert inbox.vendor.crm.feedback()[0]["comment"] is None
+    assert inbox.vendor.crm.leads()[0]["summary"] is None
+    replay = await inbox.send(person, end)
+    assert replay["status"] == "duplicate" and replay["record"]["erased"] is True
+
+
+async def test_offer_is_fetched_by_the_agent(inbox: Inbox) -> None:
+    person = await inbox.related()
+    intent = person.envelope("intent", {"summary": "touring bike"})
+    await inbox.send(person, person.sign_payload(intent))
+    (lead,) = inbox.vendor.crm.leads()
+    offer_id = await inbox.vendor.make_offer(lead["id"], summary="Trek 520", price="749.00",
+                                             currency="EUR")
+    assert inbox.vendor.crm.leads()[0]["status"] == "offered"
+    receipt = await inbox.send(person, person.message("messages.fetch", {"after": None}))
+    assert receipt["status"] == "accepted"
+    (jws,) = receipt["messages"]
+    offer = protocol.parse(json.dumps(jws).encode(), now=now(),
+                           keys=protocol.pinned_keys(inbox.vendor.public_key),
+                           recipient=person.did)
+    assert isinstance(offer, protocol.Offer)
+    assert offer.id == offer_id and offer.thread == intent["id"]
+    assert offer.body.price.amount == "749.00" and offer.body.summary == "Trek 520"
+    again = await inbox.send(person, person.message("messages.fetch",
+                                                    {"after": receipt["cursor"]}))
+    assert again["messages"] == [] and again["cursor"] == receipt["cursor"]
+
+
+async def test_fetch_pages_stay_under_the_message_limit(inbox: Inbox) -> None:
+    person = await inbox.related()
+    await inbox.send(person, person.message("intent", {"summary": "bike"}))
+    (lead,) = inbox.vendor.crm.leads()
+    for n in range(60):
+        await inbox.vendor.make_offer(lead["id"], summary=f"offer {n} " + "x" * 480,
+                                      price="10.00")
+    seen, cursor = [], None
+    while True:
+        code, _, body = await inbox.post(
+            person.message("messages.fetch", {"after": cursor}))
+        assert code == 200 and len(body) <= protocol.MAX_MESSAGE_BYTES
+        from .conftest import verify_receipt
+        receipt = verify_receipt(body, inbox.discovery, person.did)["body"]
+        if not receipt["messages"]:
+            break
+        seen.extend(receipt["messages"])
+        cursor = receipt["cursor"]
+    assert len(seen) == 60
+
+
+async def test_fetch_with_a_bad_cursor_is_rejected(inbox: Inbox) -> None:
+    person = await inbox.related()
+    receipt = await inbox.send(person, person.message("messages.fetch", {"after": "abc"}),
+                               status=422)
+    assert receipt["problem"]["type"] == "urn:vrm:problem:invalid-body"
+
+
+async def test_offers_refused_for_unknown_cancelled_or_ended(inbox: Inbox) -> None:
+    from vendor_adapter import LeadNotFound, OfferError
+    with pytest.raises(LeadNotFound):
+        await inbox.vendor.make_offer(99, summary="x")
+    person = await inbox.related()
+    intent = person.envelope("intent", {"summary": "bike"})
+    await inbox.send(person, person.sign_payload(intent))
+    lead_id = inbox.vendor.crm.leads()[0]["id"]
+    with pytest.raises(OfferError, match="invalid"):
+        await inbox.vendor.make_offer(lead_id, summary="x", price="12,50")
+    await inbox.send(person, person.message("intent.cancel", {}, thread=intent["id"]))
+    with pytest.raises(OfferError, match="cancelled"):
+        await inbox.vendor.make_offer(lead_id, summary="x")
+
+
+async def test_subapps_serve_several_vendors_in_one_process(tmp_path, aiohttp_client) -> None:
+    from aiohttp import web
+    shared = str(tmp_path / "shared.db")
+    vendors = [Vendor.open(shared, name=f"shop{i}", passphrase=PASSPHRASE) for i in range(3)]
+    vendors.append(Vendor.open(str(tmp_path / "own.db"), name="own", passphrase=PASSPHRASE))
+    try:
+        app = web.Application()
+        for i, v in enumerate(vendors):
+            app.add_subapp(f"/v/{i}", vrm_app(v))
+        client = await aiohttp_client(app)
+        for i, v in enumerate(vendors):
+            doc = await (await client.get(f"/v/{i}/.well-known/vrm")).json()
+            assert doc["id"] == v.did
+            assert doc["inbox"] == str(client.make_url(f"/v/{i}/inbox"))
+            inbox = Inbox(client, v, doc)
+            person = Person(v.did)
+            resp = await client.post(f"/v/{i}/inbox", data=person.request(), headers=JOSE)
+            from .conftest import verify_receipt
+            assert verify_receipt(await resp.read(), doc, person.did)["body"]["status"] == "accepted"
+            # a message for vendor i posted to another vendor's inbox is not for it
+            other = (i + 1) % len(vendors)
+            resp = await client.post(f"/v/{other}/inbox",
+                                     data=person.message("feedback", {"score": 1}), headers=JOSE)
+            assert resp.status == 422
+            assert len(inbox.vendor.crm.contacts()) == 1
+        assert len({v.did for v in vendors}) == 4
+    finally:
+        for v in vendors:
+            v.close()
+
+
+from .conftest import JOSE, Person  # noqa: E402
