@@ -1,0 +1,504 @@
+"""The ``vrm`` command: a thin layer over :class:`agent.Agent`.
+
+Each command parses its arguments, opens the agent, calls one or two API
+methods inside ``asyncio.run`` and prints the answer: a rich table for people,
+or JSON on stdout with ``--json``. Every :class:`AgentError` becomes one
+sentence on stderr and a non-zero exit status; a person never sees a traceback.
+
+Adding a command (``vrm demo`` does this from ``agent/demo.py``)::
+
+    from agent.cli import command
+
+    @command("demo", help="start local vendors and show vrm at work")
+    def _setup(parser): parser.add_argument("--vendors", type=int, default=20)
+
+    async def _run(args) -> int: ...
+    _setup.run = _run            # or: command(..., run=_run)
+
+or, more simply, call ``register(name, help=..., setup=..., run=...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._agent import Agent, Broadcast, SyncResult, default_home
+from ._delivery import DeliveryResult
+from ._errors import AgentError, PassphraseError, UsageError
+from ._profile import SHAREABLE
+
+__all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progress_bar"]
+
+Run = Callable[[argparse.Namespace], Awaitable[int]]
+Setup = Callable[[argparse.ArgumentParser], None]
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """One ``vrm`` subcommand: ``path`` is ("vendor", "add") for ``vrm vendor add``."""
+
+    path: tuple[str, ...]
+    help: str
+    setup: Setup
+    run: Run
+
+
+_COMMANDS: list[CliCommand] = []
+
+
+def register(name: str | Sequence[str], *, help: str, setup: Setup, run: Run) -> None:
+    """Add a subcommand; ``name`` is "sync" or ("vendor", "add")."""
+    path = (name,) if isinstance(name, str) else tuple(name)
+    _COMMANDS[:] = [c for c in _COMMANDS if c.path != path]
+    _COMMANDS.append(CliCommand(path, help, setup, run))
+
+
+# --- helpers shared by commands ----------------------------------------------
+
+async def open_agent(args: argparse.Namespace) -> Agent:
+    return await Agent.open(_home(args))
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home) if getattr(args, "home", None) else default_home()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+class progress_bar:
+    """A rich progress bar on stderr, fed by the API's ``progress(done, total, result)``
+    callback; silent when ``enabled`` is false (for ``--json``)."""
+
+    def __init__(self, label: str, *, enabled: bool = True) -> None:
+        self._label = label
+        self._enabled = enabled and err.is_terminal
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> progress_bar:
+        if self._enabled:
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TimeElapsedColumn(),
+                                      console=err, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self._label, total=None)
+        return self
+
+    def __call__(self, done: int, total: int, result: object) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    out.print(table)
+
+
+_STATUS_STYLE = {"delivered": "green", "pending": "yellow", "rejected": "red",
+                 "failed": "red", "expired": "red", "ok": "green", "active": "green",
+                 "ended": "dim", "refused": "red"}
+
+
+def _styled(status: str) -> str:
+    style = _STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
+    if not results:
+        out.print(f"{title}: nothing to send.")
+        return
+    _table(title, ["vendor", "message", "status", "attempts", "detail"],
+           [(r.vendor, r.type, _styled(r.status), r.attempts, r.detail or r.receipt_status)
+            for r in results])
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    out.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    if counts.get("pending"):
+        out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
+
+
+def _split_fields(pairs: Sequence[str]) -> dict[str, str | None]:
+    changes: dict[str, str | None] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"write each field as name=value, like email=ann@example.org "
+                             f"(got {pair!r})")
+        changes[name.strip()] = value.strip() or None
+    return changes
+
+
+# --- the commands -------------------------------------------------------------
+
+def _init_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", help="your name, kept in your own store only")
+
+
+async def _init(args: argparse.Namespace) -> int:
+    passphrase = os.environ.get("VRM_PASSPHRASE")
+    if not passphrase and sys.stdin.isatty():
+        passphrase = getpass.getpass("choose a passphrase: ")
+        if passphrase != getpass.getpass("repeat it: "):
+            raise PassphraseError("the two passphrases differ; run vrm init again")
+    if not passphrase:
+        raise PassphraseError("no passphrase: set VRM_PASSPHRASE, or run vrm init from a "
+                              "terminal to choose one")
+    agent = await Agent.init(_home(args), passphrase=passphrase, name=args.name)
+    try:
+        out.print(f"Created your store in {agent.home}.")
+        out.print("Your keys are sealed with your passphrase; keep it safe.")
+        out.print("Next: vrm profile set email=you@example.org, then vrm vendor add URL.")
+    finally:
+        await agent.close()
+    return 0
+
+
+def _vendor_add_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="the vendor's address, e.g. https://bikes4u.example")
+    parser.add_argument("--share", default="",
+                        help=f"profile fields this vendor may see, comma-separated: "
+                             f"{','.join(SHAREABLE)}")
+    _add_json(parser)
+
+
+async def _vendor_add(args: argparse.Namespace) -> int:
+    share = [s for s in args.share.split(",") if s.strip()]
+    async with await open_agent(args) as agent:
+        vendor = await agent.add_vendor(args.url, share=share)
+    if args.json:
+        print_json(vendor)
+        return 0
+    out.print(f"Added vendor {vendor['id']}: {vendor['name']} ({_styled(vendor['status'])}).")
+    out.print(f"Pinned key {vendor['vendor_did']}; you are {vendor['pairwise_did']} to them.")
+    delivery = vendor.get("delivery")
+    if delivery and delivery["status"] == "pending":
+        out.print(f"The relationship request is queued ({delivery['detail']}); "
+                  f"`vrm deliver` retries it.")
+    return 0
+
+
+async def _vendor_list(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        vendors = agent.vendors()
+    if args.json:
+        print_json(vendors)
+        return 0
+    if not vendors:
+        out.print("No vendors yet. Add one with `vrm vendor add URL`.")
+        return 0
+    _table("Vendors", ["#", "name", "status", "shares", "url"],
+           [(v["id"], v["name"], _styled(v["status"]) + (" (erased)" if v["erased"] else ""),
+             ",".join(v["share"]) or "-", v["url"]) for v in vendors])
+    return 0
+
+
+def _vendor_end_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vendor", help="the vendor's number, name, DID or URL")
+    parser.add_argument("--erase", action="store_true",
+                        help="ask the vendor to erase your data")
+    parser.add_argument("--reason", help="a short reason to give the vendor")
+    _add_json(parser)
+
+
+async def _vendor_end(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        result = await agent.end_vendor(args.vendor, erase=args.erase, reason=args.reason)
+        vendor = agent.vendor(args.vendor)
+    if args.json:
+        print_json({"vendor": vendor, "delivery": result.to_json() if result else None})
+        return 0
+    if result is not None and result.status == "delivered":
+        what = "and to erase your data " if args.erase else ""
+        out.print(f"{vendor['name']} confirmed the end of the relationship {what}"
+                  f"with a signed receipt.")
+    else:
+        _show_results(f"Ending the relationship with {vendor['name']}",
+                      [result] if result else [])
+    return 0
+
+
+def _profile_set_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("fields", nargs="+", metavar="FIELD=VALUE",
+                        help="e.g. email=ann@example.org postal_address.locality=Leeds "
+                             "(an empty value removes the field)")
+    _add_json(parser)
+
+
+async def _profile_set(args: argparse.Namespace) -> int:
+    changes = _split_fields(args.fields)
+    async with await open_agent(args) as agent:
+        with progress_bar("telling vendors", enabled=not args.json) as bar:
+            broadcast = await agent.set_profile(changes, progress=bar)
+    return _show_broadcast(args, broadcast, "Profile updated")
+
+
+def _show_broadcast(args: argparse.Namespace, broadcast: Broadcast, title: str) -> int:
+    if args.json:
+        print_json(broadcast.to_json())
+    elif not broadcast.message_ids:
+        out.print(f"{title}; no vendor needed to be told.")
+    else:
+        _show_results(f"{title}: {broadcast.summary}", broadcast.results)
+    return 0
+
+
+async def _profile_show(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        profile = agent.profile()
+    if args.json:
+        print_json(profile)
+    elif not profile:
+        out.print("Your profile is empty. Set fields with `vrm profile set email=…`.")
+    else:
+        _table("Your profile", ["field", "value"], sorted(profile.items()))
+    return 0
+
+
+def _intent_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("summary", help='what you want, e.g. "Touring bike, 56 cm"')
+    parser.add_argument("--category", help="e.g. bicycles")
+    parser.add_argument("--budget", nargs=2, metavar=("AMOUNT", "CURRENCY"),
+                        help="the most you will pay, e.g. --budget 800 EUR")
+    parser.add_argument("--needed-by", metavar="YYYY-MM-DD")
+    parser.add_argument("--to", nargs="+", metavar="VENDOR",
+                        help="only these vendors (default: all that accept intents)")
+    _add_json(parser)
+
+
+async def _intent(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        with progress_bar("sending the intent", enabled=not args.json) as bar:
+            broadcast = await agent.intent(
+                args.summary, category=args.category,
+                budget=tuple(args.budget) if args.budget else None,  # type: ignore[arg-type]
+                needed_by=args.needed_by, to=args.to, progress=bar)
+    if not args.json:
+        out.print("Offers arrive with `vrm sync`; see them with `vrm offers`.")
+    return _show_broadcast(args, broadcast, "Intent sent")
+
+
+async def _outbox(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        rows = agent.outbox()
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        out.print("The outbox is empty.")
+        return 0
+    _table("Outbox", ["message", "vendor", "type", "status", "attempts", "next attempt",
+                      "last error / receipt"],
+           [(r["message_id"][:10], r["vendor"], r["type"], _styled(r["status"]), r["attempts"],
+             r["next_attempt"][:19] if r["status"] == "pending" else "",
+             r["last_error"] or r["receipt_status"]) for r in rows])
+    return 0
+
+
+def _deliver_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="also make the retries that fall due within SECONDS")
+    _add_json(parser)
+
+
+async def _deliver(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        with progress_bar("delivering", enabled=not args.json) as bar:
+            results = await agent.deliver(progress=bar, patience=args.wait)
+    if args.json:
+        print_json([r.to_json() for r in results])
+    else:
+        _show_results("Delivery", results)
+    return 0
+
+
+async def _sync(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        with progress_bar("collecting offers", enabled=not args.json) as bar:
+            results: list[SyncResult] = await agent.sync(progress=bar)
+    if args.json:
+        print_json([r.to_json() for r in results])
+        return 0
+    if not results:
+        out.print("No active vendors to ask.")
+        return 0
+    _table("Sync", ["vendor", "status", "new messages", "detail"],
+           [(r.vendor, _styled(r.status), r.new_messages, r.detail) for r in results])
+    return 0
+
+
+async def _offers(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        offers = agent.offers()
+    if args.json:
+        print_json(offers)
+        return 0
+    if not offers:
+        out.print("No offers yet. Send an intent with `vrm intent`, then run `vrm sync`.")
+        return 0
+    _table("Offers", ["for your intent", "vendor", "offer", "price", "valid until"],
+           [(o["intent_summary"] or "-", o["vendor"], o["summary"],
+             f"{o['price']} {o['currency']}", o["valid_until"] or "") for o in offers])
+    return 0
+
+
+def _export_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write to FILE (mode 0600) instead of stdout")
+
+
+async def _export(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        data = agent.export()
+    if args.output:
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        try:
+            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+        err.print(f"Exported your data to {args.output}.")
+    else:
+        print_json(data)
+    return 0
+
+
+async def _shared(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        rows = agent.shared()
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        out.print("No vendor holds any of your fields.")
+        return 0
+    _table("Who knows what", ["vendor", "field", "told by", "receipt", "as of"],
+           [(r["vendor"], r["field"], r["message_type"], r["receipt_id"][:10],
+             r["as_of"][:19]) for r in rows])
+    return 0
+
+
+def _json_only(parser: argparse.ArgumentParser) -> None:
+    _add_json(parser)
+
+
+def _nothing(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+register("init", help="create your store and keys", setup=_init_setup, run=_init)
+register(("vendor", "add"), help="discover a vendor and open a relationship",
+         setup=_vendor_add_setup, run=_vendor_add)
+register(("vendor", "list"), help="list your vendors", setup=_json_only, run=_vendor_list)
+register(("vendor", "end"), help="end a relationship (optionally erasing your data)",
+         setup=_vendor_end_setup, run=_vendor_end)
+register(("profile", "set"), help="change your profile and tell the vendors who may see it",
+         setup=_profile_set_setup, run=_profile_set)
+register(("profile", "show"), help="show your profile", setup=_json_only, run=_profile_show)
+register("intent", help="ask vendors for offers", setup=_intent_setup, run=_intent)
+register("outbox", help="every message sent or waiting, with its status",
+         setup=_json_only, run=_outbox)
+register("deliver", help="send what is due in the outbox", setup=_deliver_setup,
+         run=_deliver)
+register("sync", help="collect offers and messages from your vendors", setup=_json_only,
+         run=_sync)
+register("offers", help="the offers you received, beside your intents", setup=_json_only,
+         run=_offers)
+register("export", help="all your data as JSON", setup=_export_setup, run=_export)
+register("shared", help="which vendor knows which of your fields", setup=_json_only,
+         run=_shared)
+
+
+# --- entry point ----------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vrm", description="Your agent for dealing with vendors: one change, every "
+        "vendor, with signed receipts.",
+        epilog="VRM_HOME picks the store's directory; VRM_PASSPHRASE unlocks it "
+               "without a prompt.")
+    parser.add_argument("--home", help="the store's directory (default: $VRM_HOME, or "
+                        "your user data directory)")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for cmd in _COMMANDS:
+        if len(cmd.path) == 1:
+            sub = top.add_parser(cmd.path[0], help=cmd.help, description=cmd.help)
+        else:
+            group = groups.get(cmd.path[0])
+            if group is None:
+                holder = top.add_parser(cmd.path[0], help=f"{cmd.path[0]} commands")
+                group = groups[cmd.path[0]] = holder.add_subparsers(
+                    dest="subcommand", metavar="SUBCOMMAND", required=True)
+            sub = group.add_parser(cmd.path[1], help=cmd.help, description=cmd.help)
+        cmd.setup(sub)
+        sub.set_defaults(run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``vrm`` entry point. Returns the exit status (and exits with it)."""
+    try:
+        from . import demo  # noqa: F401 - registers `vrm demo` when it exists
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.demo":
+            raise
+    args = build_parser().parse_args(argv)
+    try:
+        status = asyncio.run(args.run(args))
+    except AgentError as exc:
+        _fail(str(exc))
+        status = 1
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing is lost: the outbox keeps what was not confirmed, "
+              "and `vrm deliver` carries on.")
+        status = 130
+    except Exception as exc:  # the last resort: a sentence, never a traceback
+        if os.environ.get("VRM_DEBUG"):
+            raise
+        _fail(f"unexpected error ({type(exc).__name__}: {exc}); set VRM_DEBUG=1 to see "
+              f"the details, and please report it.")
+        status = 2
+    return status
+
+
+def _fail(sentence: str) -> None:
+    # Plain write, not rich: one unwrapped line that scripts can grep.
+    sys.stderr.write(f"vrm: {sentence}\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
