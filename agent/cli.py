@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -470,11 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``vrm`` entry point. Returns the exit status (and exits with it)."""
-    try:
-        from . import demo  # noqa: F401 - registers `vrm demo` when it exists
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.demo":
-            raise
+    if importlib.util.find_spec("agent.demo") is not None:
+        importlib.import_module("agent.demo")  # registers `vrm demo`
     args = build_parser().parse_args(argv)
     try:
         status = asyncio.run(args.run(args))
