@@ -9,6 +9,7 @@ records as the vendors now hold them. Every server it starts, it stops.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import secrets
@@ -30,6 +31,8 @@ from vendor_adapter.aiohttp import vrm_app
 
 from ._agent import Agent
 from ._delivery import DeliveryResult
+from ._errors import UsageError
+from .cli import out, register
 
 __all__ = ["run_demo", "SHOP_NAMES"]
 
@@ -109,7 +112,7 @@ async def run_demo(vendors: int = 20, *, console: Console | None = None) -> int:
     """Run the demo; returns the exit status (0 when every step worked)."""
     console = console or Console()
     if not 1 <= vendors <= 500:
-        raise ValueError("--vendors must be between 1 and 500")
+        raise UsageError(f"--vendors must be between 1 and 500, not {vendors}")
     started_at = time.perf_counter()
     passphrase = secrets.token_urlsafe(16)
     console.rule("[bold]VRM demo: one person, many vendors, in parallel")
@@ -217,3 +220,18 @@ def _crm_records(shops: list[tuple[Vendor, str, str]], console: Console) -> None
         shown = {k: v for k, v in contact.items() if v not in (None, "", [], {})}
         console.print(f"[bold]{vendor.name}[/] ({mapping_name} mapping):")
         console.print_json(json.dumps(shown, default=str))
+
+
+# --- vrm demo -------------------------------------------------------------------
+
+def _setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vendors", type=int, default=20,
+                        help="how many local vendors to start (default 20)")
+
+
+async def _run(args: argparse.Namespace) -> int:
+    return await run_demo(args.vendors, console=out)
+
+
+register("demo", help="start local vendors in a temporary directory and show vrm at work",
+         setup=_setup, run=_run)
