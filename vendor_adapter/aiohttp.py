@@ -45,13 +45,23 @@ _TIMEOUT = {"type": "about:blank", "title": "Request Timeout", "status": 408,
 _INCOMPLETE = protocol.MalformedMessage("the message body ended early").to_problem()
 
 
-def _web_response(response: Response, *, close: bool = False) -> web.Response:
-    resp = web.Response(status=response.status, body=response.body,
+def _web_response(response: Response) -> web.Response:
+    return web.Response(status=response.status, body=response.body,
                         headers={"Content-Type": response.content_type, **dict(response.headers)})
-    if close:
-        # Do not linger reading the rest of a refused body (aiohttp would otherwise
-        # drain it for up to lingering_time): close the connection instead.
-        resp.force_close()
+
+
+async def _answer_and_close(request: web.Request, response: Response) -> web.Response:
+    """Send a refusal, then drop the connection without reading the rest of the body.
+
+    aiohttp would otherwise "linger", reading and discarding the unread body for
+    up to its lingering_time (10 s by default): exactly the resource a slow or
+    oversized upload should not get to hold.
+    """
+    resp = _web_response(response)
+    resp.force_close()  # Connection: close
+    await resp.prepare(request)
+    await resp.write_eof()
+    request.protocol.force_close()  # flushes what was written, then closes
     return resp
 
 
@@ -114,10 +124,10 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
                 check_media_type(content_type)
             except protocol.UnsupportedMediaType as exc:
                 # Refuse before reading a body we will not parse.
-                return _web_response(problem_response(exc.to_problem(), 415), close=True)
+                return await _answer_and_close(request, problem_response(exc.to_problem(), 415))
         body = await _read_body(request, limits)
         if isinstance(body, Response):
-            return _web_response(body, close=True)
+            return await _answer_and_close(request, body)
         return _web_response(await vendor.handle(body, content_type))
 
     app.router.add_get(protocol.WELL_KNOWN_PATH, discovery, name="discovery")
