@@ -1,0 +1,126 @@
+"""Vendor identities: sealed keys in the database, passphrases, many vendors per file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+import protocol
+from vendor_adapter import PassphraseError, Vendor, VendorNotFound
+from vendor_adapter._errors import ClosedError
+
+from .conftest import PASSPHRASE, Person
+
+
+def test_identity_is_created_once_and_sealed(db_path: str) -> None:
+    with Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE) as first:
+        did = first.did
+        seed = first._key.private_bytes()
+    assert did.startswith("did:key:z6Mk")
+    with Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE) as again:
+        assert again.did == did
+    for suffix in ("", "-wal"):
+        try:
+            assert seed not in open(db_path + suffix, "rb").read()
+        except FileNotFoundError:
+            pass
+    conn = sqlite3.connect(db_path)
+    (sealed,) = conn.execute("SELECT sealed_key FROM vrm_vendor").fetchone()
+    conn.close()
+    assert protocol.b64url_encode(seed) not in sealed
+
+
+def test_passphrase_is_needed_and_checked(db_path: str) -> None:
+    with pytest.raises(PassphraseError, match="passphrase"):
+        Vendor.open(db_path, name="Bikes4U")
+    Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE).close()
+    with pytest.raises(PassphraseError, match="wrong"):
+        Vendor.open(db_path, name="Bikes4U", passphrase="not it")
+
+
+def test_wrong_passphrase_from_a_fresh_process_cache(db_path: str) -> None:
+    from vendor_adapter import _identity
+    Vendor.open(db_path, passphrase=PASSPHRASE).close()
+    _identity._CREATED.clear()  # as if another process had created the file
+    with pytest.raises(PassphraseError):
+        Vendor.open(db_path, passphrase="not it")
+    with Vendor.open(db_path, passphrase=PASSPHRASE) as vendor:
+        assert vendor.name == "VRM vendor"
+
+
+def test_many_vendors_share_one_file(db_path: str) -> None:
+    vendors = [Vendor.open(db_path, name=f"shop{i}", passphrase=PASSPHRASE) for i in range(20)]
+    try:
+        assert len({v.did for v in vendors}) == 20
+        assert vendors[0]._db is vendors[19]._db  # one writer for the whole file
+        person = Person(vendors[3].did)
+        assert vendors[3].handle_sync(person.request(given_name="A"),
+                                      protocol.MEDIA_TYPE).status == 200
+        assert [len(v.crm.contacts()) for v in vendors] == [0, 0, 0, 1] + [0] * 16
+        with pytest.raises(VendorNotFound, match="20 vendors"):
+            Vendor.open(db_path, passphrase=PASSPHRASE)
+    finally:
+        for v in vendors:
+            v.close()
+    with Vendor.open(db_path, name="shop3", passphrase=PASSPHRASE) as again:
+        assert again.crm.contacts()[0]["given_name"] == "A"
+
+
+def test_open_without_create(db_path: str) -> None:
+    Vendor.open(db_path, name="a", passphrase=PASSPHRASE).close()
+    with pytest.raises(VendorNotFound):
+        Vendor.open(db_path, name="b", passphrase=PASSPHRASE, create=False)
+
+
+def test_bad_path_is_a_storage_error(tmp_path) -> None:
+    from vendor_adapter import StorageError
+    with pytest.raises(StorageError):
+        Vendor.open(str(tmp_path / "missing" / "crm.db"), passphrase=PASSPHRASE)
+    not_a_db = tmp_path / "text.db"
+    not_a_db.write_text("hello, this is not SQLite" * 100)
+    with pytest.raises(StorageError):
+        Vendor.open(str(not_a_db), passphrase=PASSPHRASE)
+
+
+async def test_use_after_close(db_path: str) -> None:
+    vendor = Vendor.open(db_path, passphrase=PASSPHRASE)
+    vendor.close()
+    vendor.close()  # idempotent
+    with pytest.raises(ClosedError):
+        await vendor.make_offer(1, summary="x")
+    assert (await vendor.handle(b"{}", protocol.MEDIA_TYPE)).status == 503
+
+
+async def test_group_commit_batches_concurrent_writes(db_path: str) -> None:
+    with Vendor.open(db_path, passphrase=PASSPHRASE) as vendor:
+        people = [Person(vendor.did) for _ in range(200)]
+        stats = vendor._db.writer.stats
+        before = stats.batches
+        responses = await asyncio.gather(*(vendor.handle(p.request(), protocol.MEDIA_TYPE)
+                                           for p in people))
+        assert all(r.status == 200 for r in responses)
+        assert len(vendor.crm.contacts()) == 200
+        # 200 writes in fewer transactions than writes: they were batched
+        assert stats.batches - before < 200
+        assert stats.largest_batch > 1
+
+
+async def test_a_failing_job_does_not_spoil_its_batch(db_path: str) -> None:
+    with Vendor.open(db_path, passphrase=PASSPHRASE) as vendor:
+        writer = vendor._db.writer
+
+        def good(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO vrm_keystore (id, params) VALUES (1, 'x') "
+                         "ON CONFLICT DO NOTHING")
+            return 1
+
+        def bad(conn: sqlite3.Connection) -> int:
+            conn.execute("UPDATE vrm_vendor SET name = 'changed'")
+            raise ValueError("no")
+
+        results = await asyncio.gather(writer.run(good), writer.run(bad), writer.run(good),
+                                       return_exceptions=True)
+        assert results[0] == 1 and results[2] == 1 and isinstance(results[1], ValueError)
+        assert vendor._db.read("SELECT name FROM vrm_vendor")[0]["name"] == "VRM vendor"
