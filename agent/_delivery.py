@@ -174,6 +174,7 @@ class Deliverer:
         self._clock = clock
         self._rng = rng or random.Random()
         self._vendor_keys: dict[str, protocol.PublicKey] = {}
+        self._in_flight: set[str] = set()
 
     def vendor_key(self, jwk: str) -> protocol.PublicKey:
         key = self._vendor_keys.get(jwk)
@@ -205,14 +206,26 @@ class Deliverer:
                 "(SELECT id FROM vendors WHERE status IN ('ended', 'refused'))", (now,))
 
     def _due(self, scope: set[str] | None) -> list[dict[str, Any]]:
+        """Pending rows to send now, in order. A vendor's queue stops at its first row
+        that is not due yet, or is being sent by another run in this process: a
+        contact.update never overtakes the relationship.request before it."""
         rows = self._store.rows(
-            "SELECT o.id, o.vendor_id, o.type, o.jws, o.attempts, o.meta, v.name, v.inbox, "
-            "v.pairwise_did, v.vendor_jwk FROM outbox o JOIN vendors v ON v.id = o.vendor_id "
-            "WHERE o.status = 'pending' AND o.next_attempt <= ? ORDER BY o.rowid",
-            (ts(self._clock()),))
-        if scope is not None:
-            rows = [row for row in rows if row["id"] in scope]
-        return rows
+            "SELECT o.id, o.vendor_id, o.type, o.jws, o.attempts, o.meta, o.next_attempt, "
+            "v.name, v.inbox, v.pairwise_did, v.vendor_jwk FROM outbox o "
+            "JOIN vendors v ON v.id = o.vendor_id WHERE o.status = 'pending' ORDER BY o.rowid")
+        now = ts(self._clock())
+        blocked: set[int] = set()
+        due = []
+        for row in rows:
+            vendor = row["vendor_id"]
+            if vendor in blocked:
+                continue
+            if (row["next_attempt"] > now or row["id"] in self._in_flight
+                    or (scope is not None and row["id"] not in scope)):
+                blocked.add(vendor)
+                continue
+            due.append(row)
+        return due
 
     def next_due(self, scope: set[str] | None = None) -> datetime | None:
         rows = self._store.rows(
@@ -299,10 +312,13 @@ class Deliverer:
                     if result.status == "failed":
                         return
 
+        ids = {row["id"] for row in due}
+        self._in_flight |= ids
         try:
             await asyncio.gather(*(serve(rows) for rows in by_vendor.values()))
         finally:
             # Even on cancellation (Ctrl-C), keep what was learnt.
+            self._in_flight -= ids
             self._flush(batch)
         return results
 

@@ -155,3 +155,18 @@ async def test_outbox_rows_are_json_ready(agent: Agent, serve) -> None:
     await agent.set_profile({"email": "ann@example.org"})
     json.dumps(agent.outbox())
     json.dumps([r.to_json() for r in await agent.deliver()])
+
+
+async def test_messages_to_one_vendor_keep_their_order(agent: Agent, serve) -> None:
+    vendor, url = await serve(FakeVendor("Slow"))
+    vendor.mode = "500"
+    added = await agent.add_vendor(url, share=["email"])
+    assert added["status"] == "pending"
+    vendor.mode = "ok"
+    # the request is not due yet; the update must wait behind it, not overtake it
+    await agent.set_profile({"email": "ann@example.org"})
+    assert vendor.effects == []
+    results = await agent.deliver(patience=5)
+    assert [r.type for r in results] == ["relationship.request", "contact.update"]
+    assert [m.type for m in vendor.effects] == ["relationship.request", "contact.update"]
+    assert agent.vendor("Slow")["status"] == "active"
