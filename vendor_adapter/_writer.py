@@ -99,6 +99,9 @@ class GroupCommitWriter:
         """Run ``fn`` in the next batch; return its result once the batch committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        # If the caller was cancelled, nobody reads an error: mark it retrieved so
+        # that asyncio does not log "exception was never retrieved".
+        future.add_done_callback(_retrieve)
         self._put(_Job(fn, future, loop))
         # shield: a cancelled request (client gone) must not hide a committed effect
         # from the writer; the job still runs, and a retry gets "duplicate".
@@ -197,6 +200,11 @@ class GroupCommitWriter:
                 loop.call_soon_threadsafe(_resolve, jobs)
             except RuntimeError:  # the loop was closed; nobody is waiting
                 pass
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _resolve(jobs: list[_Job]) -> None:

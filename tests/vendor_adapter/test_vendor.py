@@ -124,3 +124,22 @@ async def test_a_failing_job_does_not_spoil_its_batch(db_path: str) -> None:
                                        return_exceptions=True)
         assert results[0] == 1 and results[2] == 1 and isinstance(results[1], ValueError)
         assert vendor._db.read("SELECT name FROM vrm_vendor")[0]["name"] == "VRM vendor"
+
+
+async def test_public_base_url_names_the_inbox(vendor: Vendor, aiohttp_client) -> None:
+    from vendor_adapter.aiohttp import vrm_app
+    client = await aiohttp_client(vrm_app(vendor, public_base_url="https://shop.example/vrm/"))
+    doc = await (await client.get("/.well-known/vrm")).json()
+    assert doc["inbox"] == "https://shop.example/vrm/inbox"
+
+
+def test_expired_message_ids_are_purged(db_path: str) -> None:
+    from vendor_adapter._database import _purge_expired
+    with Vendor.open(db_path, passphrase=PASSPHRASE) as vendor:
+        person = Person(vendor.did)
+        assert vendor.handle_sync(person.request(), protocol.MEDIA_TYPE).status == 200
+        db = vendor._db
+        db.writer.run_sync(lambda conn: conn.execute(
+            "UPDATE vrm_seen SET expires = '2000-01-01T00:00:00Z'"))
+        db.writer.run_sync(_purge_expired)
+        assert db.read("SELECT count(*) AS n FROM vrm_seen")[0]["n"] == 0
