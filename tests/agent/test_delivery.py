@@ -170,3 +170,18 @@ async def test_messages_to_one_vendor_keep_their_order(agent: Agent, serve) -> N
     assert [r.type for r in results] == ["relationship.request", "contact.update"]
     assert [m.type for m in vendor.effects] == ["relationship.request", "contact.update"]
     assert agent.vendor("Slow")["status"] == "active"
+
+
+async def test_a_vendor_that_is_down(agent: Agent, aiohttp_server, serve) -> None:
+    down = FakeVendor("Down")
+    server = await aiohttp_server(down.app())
+    await agent.add_vendor(str(server.make_url("")).rstrip("/"), share=["email"])
+    [up] = await _vendors(agent, serve, "ok")
+    await server.close()
+    broadcast = await agent.set_profile({"email": "ann@example.org"})
+    by_vendor = {r.vendor: r for r in broadcast.results}
+    assert by_vendor[up.name].status == "delivered"
+    assert by_vendor["Down"].status == "pending"
+    assert "connection refused" in (by_vendor["Down"].detail or "")
+    row = agent.store.one("SELECT * FROM outbox WHERE id = ?", (by_vendor["Down"].message_id,))
+    assert row["attempts"] == 1 and row["last_error"] == by_vendor["Down"].detail
