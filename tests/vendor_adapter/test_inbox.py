@@ -11,7 +11,7 @@ import protocol
 from vendor_adapter import Vendor
 from vendor_adapter.aiohttp import vrm_app
 
-from .conftest import Inbox, JwcryptoPerson, PASSPHRASE, now, timedelta
+from .conftest import JOSE, PASSPHRASE, Inbox, JwcryptoPerson, Person, now, verify_receipt
 
 
 async def test_discovery_document(inbox: Inbox) -> None:
@@ -54,7 +54,6 @@ async def test_receipt_threads_the_message(inbox: Inbox) -> None:
     payload = person.envelope("relationship.request", {})
     code, _, body = await inbox.post(person.sign_payload(payload))
     assert code == 200
-    from .conftest import verify_receipt
     receipt = verify_receipt(body, inbox.discovery, person.did)
     assert receipt["thread"] == payload["id"]
 
@@ -258,7 +257,6 @@ async def test_fetch_pages_stay_under_the_message_limit(inbox: Inbox) -> None:
         code, _, body = await inbox.post(
             person.message("messages.fetch", {"after": cursor}))
         assert code == 200 and len(body) <= protocol.MAX_MESSAGE_BYTES
-        from .conftest import verify_receipt
         receipt = verify_receipt(body, inbox.discovery, person.did)["body"]
         if not receipt["messages"]:
             break
@@ -306,7 +304,6 @@ async def test_subapps_serve_several_vendors_in_one_process(tmp_path, aiohttp_cl
             inbox = Inbox(client, v, doc)
             person = Person(v.did)
             resp = await client.post(f"/v/{i}/inbox", data=person.request(), headers=JOSE)
-            from .conftest import verify_receipt
             assert verify_receipt(await resp.read(), doc, person.did)["body"]["status"] == "accepted"
             # a message for vendor i posted to another vendor's inbox is not for it
             other = (i + 1) % len(vendors)
@@ -320,4 +317,21 @@ async def test_subapps_serve_several_vendors_in_one_process(tmp_path, aiohttp_cl
             v.close()
 
 
-from .conftest import JOSE, Person  # noqa: E402
+
+async def test_a_whole_relationship_signed_with_jwcrypto(inbox: Inbox) -> None:
+    person = JwcryptoPerson(inbox.vendor.did)
+    assert (await inbox.send(person, person.request(email="jo@example.org")))["status"] == "accepted"
+    update = person.message("contact.update", {"changes": {"email": "jo@example.net"}})
+    first = await inbox.send(person, update)
+    assert (await inbox.send(person, update)) == {**first, "status": "duplicate"}
+    intent = person.envelope("intent", {"summary": "bike"})
+    assert (await inbox.send(person, person.sign_payload(intent)))["record"]["lead"]
+    lead_id = inbox.vendor.crm.leads()[0]["id"]
+    await inbox.vendor.make_offer(lead_id, summary="Trek 520", price="749.00")
+    fetched = await inbox.send(person, person.message("messages.fetch", {"after": None}))
+    assert len(fetched["messages"]) == 1
+    end = await inbox.send(person, person.message("relationship.end", {"erase": True}))
+    assert end["record"]["erased"] is True
+    gone = await inbox.send(person, person.message("feedback", {"score": 9}), status=410)
+    assert gone["problem"]["type"] == "urn:vrm:problem:unknown-relationship"
+    assert inbox.vendor.crm.contacts()[0]["email"] is None
