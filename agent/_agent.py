@@ -237,8 +237,8 @@ class Agent:
                  json.dumps(shared), ts(now), ts(now)))
             vendor_id = int(cursor.lastrowid or 0)
             vendor = {"pairwise_did": key.did, "vendor_did": document.id}
-            body = protocol.RelationshipRequestBody.model_validate(
-                {"profile": nest(profile)} if profile else {})
+            body = _body(protocol.RelationshipRequestBody,
+                         {"profile": nest(profile)} if profile else {})
             message, raw = self._sign(protocol.RelationshipRequest, vendor, body)
             self._queue(conn, [self._row(message, raw, vendor_id, None)],
                         [(message.id, vendor_id, f, 0) for f in profile])
@@ -280,8 +280,8 @@ class Agent:
         row = resolve(self.store, vendor)
         if row["status"] in ("ended", "refused"):
             raise UsageError(f"the relationship with {row['name']} has already ended")
-        body = protocol.RelationshipEndBody.model_validate(
-            {"erase": erase, **({"reason": reason} if reason else {})})
+        body = _body(protocol.RelationshipEndBody,
+                     {"erase": erase, **({"reason": reason} if reason else {})})
         message, raw = self._sign(protocol.RelationshipEnd, row, body)
         with self.store.transaction() as conn:
             self._queue(conn, [self._row(message, raw, row["id"], None, {"erase": erase})], [])
@@ -356,33 +356,102 @@ class Agent:
             data["needed_by"] = needed_by if isinstance(needed_by, date) else str(needed_by)
         if locality:
             data["location"] = {"locality": locality}
-        try:
-            body = protocol.IntentBody.model_validate(data)
-        except ValueError as exc:
-            raise UsageError(f"the intent is not valid: {_first_error(exc)}") from None
-        if to:
-            targets = [resolve(self.store, ref) for ref in to]
+        body = _body(protocol.IntentBody, data, what="the intent")
+        targets = self._targets("intent", to)
+        return await self._fan_out("intent", summary, body.to_wire(),
+                                   [(vendor, protocol.Intent, body, None) for vendor in targets],
+                                   send, progress, patience)
+
+    async def cancel_intent(self, intent_id: str, *, reason: str | None = None,
+                            progress: Progress | None = None, send: bool = True,
+                            patience: float = 0.0) -> Broadcast:
+        """Withdraw an intent (``Broadcast.id`` of :meth:`intent`) from every vendor
+        it went to: ``intent.cancel`` threaded to each vendor's copy."""
+        row = self.store.one("SELECT * FROM broadcasts WHERE id = ? AND type = 'intent'",
+                             (intent_id,))
+        if row is None:
+            raise UsageError(f"no intent has the id {intent_id!r}; see `vrm offers --json`")
+        body = _body(protocol.IntentCancelBody, {"reason": reason} if reason else {})
+        items = []
+        for sent in self.store.rows(
+                "SELECT o.id AS intent_message_id, v.* FROM outbox o JOIN vendors v ON v.id = o.vendor_id "
+                "WHERE o.broadcast_id = ? AND v.status IN ('pending', 'active')", (intent_id,)):
+            items.append((sent, protocol.IntentCancel, body, sent["intent_message_id"]))
+        return await self._fan_out("intent.cancel", f"cancel: {row['summary']}",
+                                   body.to_wire(), items, send, progress, patience)
+
+    async def feedback(self, vendor: str | int, score: int, *, comment: str | None = None,
+                       subject: str | None = None, progress: Progress | None = None,
+                       send: bool = True, patience: float = 0.0) -> Broadcast:
+        """Send a 0-10 ``feedback`` score (as in a net promoter survey) to one vendor."""
+        [target] = self._targets("feedback", [vendor])
+        data: dict[str, Any] = {"score": score}
+        data.update({k: v for k, v in (("comment", comment), ("subject", subject)) if v})
+        body = _body(protocol.FeedbackBody, data, what="the feedback")
+        return await self._fan_out("feedback", f"score {score}", body.to_wire(),
+                                   [(target, protocol.Feedback, body, None)],
+                                   send, progress, patience)
+
+    async def set_preferences(self, *, channels: Mapping[str, bool] | None = None,
+                              marketing: bool | None = None,
+                              to: Sequence[str | int] | None = None,
+                              progress: Progress | None = None, send: bool = True,
+                              patience: float = 0.0) -> Broadcast:
+        """Tell vendors (all that accept it, or those in ``to``) which channels they may
+        use (email, sms, post, phone) and whether they may market to the person."""
+        data: dict[str, Any] = {}
+        if channels:
+            data["channels"] = dict(channels)
+        if marketing is not None:
+            data["marketing"] = marketing
+        body = _body(protocol.PreferencesUpdateBody, data, what="the preferences")
+        targets = self._targets("preferences.update", to)
+        summary = ", ".join(f"{k}={v}" for k, v in sorted({**(channels or {}),
+                            **({"marketing": marketing} if marketing is not None else {})}
+                            .items()))
+        return await self._fan_out("preferences.update", summary, body.to_wire(),
+                                   [(v, protocol.PreferencesUpdate, body, None)
+                                    for v in targets], send, progress, patience)
+
+    def _targets(self, message_type: str,
+                 refs: Sequence[str | int] | None) -> list[dict[str, Any]]:
+        """The named vendors (each must accept ``message_type``), or every reachable
+        vendor whose discovery document lists it."""
+        if refs:
+            targets = [resolve(self.store, ref) for ref in refs]
             for vendor in targets:
                 if vendor["status"] not in REACHABLE:
                     raise UsageError(f"the relationship with {vendor['name']} has ended")
-                if "intent" not in json.loads(vendor["discovery"]).get("types", []):
-                    raise UsageError(f"{vendor['name']} does not accept intents")
-        else:
-            targets = [v for v in self._reachable(self.store.db.conn)
-                       if "intent" in json.loads(v["discovery"]).get("types", [])]
+                if message_type not in json.loads(vendor["discovery"]).get("types", []):
+                    raise UsageError(f"{vendor['name']} does not accept {message_type} "
+                                     f"messages" if message_type != "intent"
+                                     else f"{vendor['name']} does not accept intents")
+            return targets
+        targets = [v for v in self._reachable(self.store.db.conn)
+                   if message_type in json.loads(v["discovery"]).get("types", [])]
         if not targets:
-            raise UsageError("no vendor accepts intents yet; add one with `vrm vendor add URL`")
+            what = "intents" if message_type == "intent" else f"{message_type} messages"
+            raise UsageError(f"no vendor accepts {what} yet; add one with `vrm vendor add URL`")
+        return targets
+
+    async def _fan_out(self, kind: str, summary: str, body: dict[str, Any],
+                       items: Sequence[tuple[Mapping[str, Any], type[protocol.Message], Any,
+                                             str | None]],
+                       send: bool, progress: Progress | None, patience: float) -> Broadcast:
+        """Sign one message per item, queue them all and the broadcast in ONE
+        transaction, then deliver."""
         broadcast_id = protocol.new_message_id()
         rows = []
-        for vendor in targets:
-            message, raw = self._sign(protocol.Intent, vendor, body)
+        for vendor, model, message_body, thread in items:
+            message, raw = self._sign(model, vendor, message_body, thread=thread)
             rows.append(self._row(message, raw, vendor["id"], broadcast_id))
         with self.store.transaction() as conn:
             conn.execute("INSERT INTO broadcasts (id, type, summary, body, created) "
-                         "VALUES (?, 'intent', ?, ?, ?)",
-                         (broadcast_id, summary, json.dumps(body.to_wire()), ts(self._clock())))
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (broadcast_id, kind, summary[:500], json.dumps(body),
+                          ts(self._clock())))
             self._queue(conn, rows, [])
-        return await self._finish(Broadcast(broadcast_id, "intent", summary,
+        return await self._finish(Broadcast(broadcast_id, kind, summary,
                                             tuple(r[0] for r in rows)), send, progress, patience)
 
     def _reachable(self, conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -454,6 +523,8 @@ class Agent:
             verdict = await self._deliverer.exchange(
                 vendor["inbox"], raw, message_id=message.id,
                 recipient=vendor["pairwise_did"], vendor_jwk=vendor["vendor_jwk"])
+            if verdict.kind == "ended":
+                self._mark_ended(vendor["id"])
             if verdict.kind != "delivered" or verdict.receipt is None:
                 return SyncResult(vendor["id"], vendor["name"], "failed", new,
                                   verdict.detail or verdict.kind)
@@ -477,6 +548,11 @@ class Agent:
             if not body.messages or body.cursor is None:
                 break
         return SyncResult(vendor["id"], vendor["name"], "ok", new)
+
+    def _mark_ended(self, vendor_id: int) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE vendors SET status = 'ended', updated = ? WHERE id = ?",
+                         (ts(self._clock()), vendor_id))
 
     # --- views ---------------------------------------------------------------
 
@@ -548,6 +624,15 @@ class Agent:
             "keys": {"sealer": json.loads(store.get_meta("sealer") or "{}"),
                      "sealed": store.rows("SELECT * FROM keys ORDER BY created")},
         }
+
+
+def _body(model: type[protocol.WireModel], data: dict[str, Any], *,
+          what: str = "the message") -> Any:
+    """Build a message body; a value the protocol refuses is the person's mistake."""
+    try:
+        return model.model_validate(data)
+    except ValueError as exc:
+        raise UsageError(f"{what} is not valid: {_first_error(exc)}") from None
 
 
 def _first_error(exc: ValueError) -> str:

@@ -258,7 +258,8 @@ class Deliverer:
             wait = (upcoming - self._clock()).total_seconds()
             if loop.time() + max(wait, 0) > deadline:
                 break
-            await asyncio.sleep(max(wait, 0.0))
+            # A floor on the wait: rows held by a concurrent run are not ours to spin on.
+            await asyncio.sleep(max(wait, 0.0 if due else 0.05))
         self._settle_unsendable()
         return self._refresh(results)
 

@@ -123,3 +123,26 @@ async def test_export_is_complete_json(agent: Agent, serve) -> None:
                              keys=protocol.pinned_keys(vendor.key.public), recipient=pairwise)
     assert receipt.type == "receipt"
     assert all("sealed" in key for key in data["keys"]["sealed"])
+
+
+async def test_feedback_preferences_and_cancel(agent: Agent, serve) -> None:
+    a, url_a = await serve(FakeVendor("A"))
+    b, url_b = await serve(FakeVendor("B"))
+    await agent.add_vendor(url_a)
+    await agent.add_vendor(url_b)
+    sent = await agent.intent("Touring bike")
+    cancelled = await agent.cancel_intent(sent.id, reason="bought one")
+    assert [r.status for r in cancelled.results] == ["delivered", "delivered"]
+    [cancel] = a.of_type(protocol.IntentCancel)
+    assert cancel.thread == a.of_type(protocol.Intent)[0].id
+    prefs = await agent.set_preferences(channels={"email": True, "sms": False},
+                                        marketing=False)
+    assert len(prefs.results) == 2
+    assert b.of_type(protocol.PreferencesUpdate)[0].body.marketing is False
+    rated = await agent.feedback("B", 9, comment="Great service")
+    assert [r.vendor for r in rated.results] == ["B"]
+    assert b.of_type(protocol.Feedback)[0].body.score == 9
+    with pytest.raises(UsageError, match="feedback"):
+        await agent.feedback("B", 11)
+    with pytest.raises(UsageError, match="no intent"):
+        await agent.cancel_intent("nope")
