@@ -268,8 +268,10 @@ class Deliverer:
         if not results:
             return []
         final = []
+        pending = [r.message_id for r in results.values() if r.status == "pending"]
         statuses = {row["id"]: row["status"] for row in self._store.rows(
-            "SELECT id, status FROM outbox WHERE status IN ('expired', 'failed')")}
+            "SELECT id, status FROM outbox WHERE status IN ('expired', 'failed') "
+            "AND id IN (SELECT value FROM json_each(?))", (json.dumps(pending),))}
         for result in results.values():
             status = statuses.get(result.message_id)
             if status and result.status == "pending":
