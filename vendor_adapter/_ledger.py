@@ -31,6 +31,8 @@ from ._sink import CrmEvent, CrmSink
 __all__ = ["Ledger", "RelationshipHook", "FETCH_BUDGET", "GONE"]
 
 #: Decides on a new relationship: True/None accepts; False or a reason refuses.
+#: It runs in the writer thread, inside the batch transaction: keep it quick,
+#: and do not call back into the vendor from it.
 RelationshipHook = Callable[[protocol.RelationshipRequest], "bool | str | None"]
 #: Bytes of queued JWS per messages.fetch receipt. Base64url adds a third, and
 #: the receipt's own envelope and signature stay well under the rest of the
@@ -39,6 +41,13 @@ FETCH_BUDGET = 40_000
 #: The HTTP status once a relationship has ended: the resource is gone for good
 #: (RFC 9110 §15.5.11); agents stop sending, as Standard Webhooks receivers do.
 GONE = 410
+
+
+_LOOKUP = """
+    SELECT s.status, s.record, r.state, r.record, r.ended
+    FROM (SELECT 1) LEFT JOIN vrm_seen AS s ON s.vendor = ? AND s.sender = ? AND s.message_id = ?
+    LEFT JOIN vrm_relationship AS r ON r.vendor = ? AND r.did = ?
+"""
 
 
 def _json(value: object) -> str:
@@ -55,13 +64,12 @@ class Ledger:
         message = item.message
         context = {"sender": message.sender, "message_id": message.id,
                    "message_type": message.type}
-        seen = conn.execute(
-            "SELECT status, record FROM vrm_seen WHERE vendor = ? AND sender = ? "
-            "AND message_id = ?", (self.vendor, message.sender, message.id)).fetchone()
-        if seen is not None:
-            return Outcome("duplicate", record=json.loads(seen[1]) if seen[1] else None)
-        rel = conn.execute("SELECT state, record, ended FROM vrm_relationship "
-                           "WHERE vendor = ? AND did = ?", (self.vendor, message.sender)).fetchone()
+        # One statement for both lookups: the writer's time is the inbox's ceiling.
+        seen_status, seen_record, *rel_row = conn.execute(_LOOKUP, (
+            self.vendor, message.sender, message.id, self.vendor, message.sender)).fetchone()
+        if seen_status is not None:
+            return Outcome("duplicate", record=json.loads(seen_record) if seen_record else None)
+        rel = rel_row if rel_row[0] is not None else None
         if rel is not None and rel[0] == "ended":
             return Outcome.refused(protocol.UnknownRelationship(
                 f"the relationship ended at {rel[2]}; start a new one with a new DID",
