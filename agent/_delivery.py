@@ -244,10 +244,13 @@ class Deliverer:
         deadline = loop.time() + patience
         results: dict[str, DeliveryResult] = {}
         total_seen: set[str] = set()
+        order: dict[str, int] = {}  # results come back in outbox order, not finishing order
         while True:
             self._settle_unsendable()
             due = self._due(scope)
             if due:
+                for row in due:
+                    order.setdefault(row["id"], len(order))
                 total_seen.update(row["id"] for row in due)
                 for result in await self._pass(due, progress, len(total_seen),
                                                len(total_seen) - len(due)):
@@ -261,7 +264,7 @@ class Deliverer:
             # A floor on the wait: rows held by a concurrent run are not ours to spin on.
             await asyncio.sleep(max(wait, 0.0 if due else 0.05))
         self._settle_unsendable()
-        return self._refresh(results)
+        return sorted(self._refresh(results), key=lambda r: order[r.message_id])
 
     def _refresh(self, results: dict[str, DeliveryResult]) -> list[DeliveryResult]:
         # Expiry may have settled some rows after their last attempt.

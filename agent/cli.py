@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -47,8 +48,9 @@ __all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progre
 Run = Callable[[argparse.Namespace], Awaitable[int]]
 Setup = Callable[[argparse.ArgumentParser], None]
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+# emoji=False: "did:key:…" must not become "did🔑…".
+out = Console(highlight=False, soft_wrap=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 @dataclass(frozen=True)
@@ -117,13 +119,28 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
+class _Styled(str):
+    """Text that is ours and may carry rich markup; everything else is escaped."""
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    # Names and details come from vendors: never let them inject markup.
+    return value if isinstance(value, _Styled) else escape(str(value))
+
+
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(_cell(cell) for cell in row))
     out.print(table)
+
+
+def _say(text: str) -> None:
+    out.print(text, markup=False)
 
 
 _STATUS_STYLE = {"delivered": "green", "pending": "yellow", "rejected": "red",
@@ -133,12 +150,12 @@ _STATUS_STYLE = {"delivered": "green", "pending": "yellow", "rejected": "red",
 
 def _styled(status: str) -> str:
     style = _STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/{style}]" if style else status
+    return _Styled(f"[{style}]{escape(status)}[/{style}]" if style else escape(status))
 
 
 def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
     if not results:
-        out.print(f"{title}: nothing to send.")
+        _say(f"{title}: nothing to send.")
         return
     _table(title, ["vendor", "message", "status", "attempts", "detail"],
            [(r.vendor, r.type, _styled(r.status), r.attempts, r.detail or r.receipt_status)
@@ -146,7 +163,7 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    out.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    _say(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     if counts.get("pending"):
         out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
 
@@ -179,7 +196,7 @@ async def _init(args: argparse.Namespace) -> int:
                               "terminal to choose one")
     agent = await Agent.init(_home(args), passphrase=passphrase, name=args.name)
     try:
-        out.print(f"Created your store in {agent.home}.")
+        _say(f"Created your store in {agent.home}.")
         out.print("Your keys are sealed with your passphrase; keep it safe.")
         out.print("Next: vrm profile set email=you@example.org, then vrm vendor add URL.")
     finally:
@@ -202,12 +219,12 @@ async def _vendor_add(args: argparse.Namespace) -> int:
     if args.json:
         print_json(vendor)
         return 0
-    out.print(f"Added vendor {vendor['id']}: {vendor['name']} ({_styled(vendor['status'])}).")
-    out.print(f"Pinned key {vendor['vendor_did']}; you are {vendor['pairwise_did']} to them.")
+    _say(f"Added vendor {vendor['id']}: {vendor['name']} ({vendor['status']}).")
+    _say(f"Pinned key {vendor['vendor_did']}; you are {vendor['pairwise_did']} to them.")
     delivery = vendor.get("delivery")
     if delivery and delivery["status"] == "pending":
-        out.print(f"The relationship request is queued ({delivery['detail']}); "
-                  f"`vrm deliver` retries it.")
+        _say(f"The relationship request is queued ({delivery['detail']}); "
+             f"`vrm deliver` retries it.")
     return 0
 
 
@@ -221,7 +238,8 @@ async def _vendor_list(args: argparse.Namespace) -> int:
         out.print("No vendors yet. Add one with `vrm vendor add URL`.")
         return 0
     _table("Vendors", ["#", "name", "status", "shares", "url"],
-           [(v["id"], v["name"], _styled(v["status"]) + (" (erased)" if v["erased"] else ""),
+           [(v["id"], v["name"],
+             _Styled(_styled(v["status"]) + (" (erased)" if v["erased"] else "")),
              ",".join(v["share"]) or "-", v["url"]) for v in vendors])
     return 0
 
@@ -242,9 +260,9 @@ async def _vendor_end(args: argparse.Namespace) -> int:
         print_json({"vendor": vendor, "delivery": result.to_json() if result else None})
         return 0
     if result is not None and result.status == "delivered":
-        what = "and to erase your data " if args.erase else ""
-        out.print(f"{vendor['name']} confirmed the end of the relationship {what}"
-                  f"with a signed receipt.")
+        what = ", and that your data will be erased" if args.erase else ""
+        _say(f"{vendor['name']} confirmed with a signed receipt that the relationship has "
+             f"ended{what}.")
     else:
         _show_results(f"Ending the relationship with {vendor['name']}",
                       [result] if result else [])
@@ -270,7 +288,7 @@ def _show_broadcast(args: argparse.Namespace, broadcast: Broadcast, title: str) 
     if args.json:
         print_json(broadcast.to_json())
     elif not broadcast.message_ids:
-        out.print(f"{title}; no vendor needed to be told.")
+        _say(f"{title}; no vendor needed to be told.")
     else:
         _show_results(f"{title}: {broadcast.summary}", broadcast.results)
     return 0
@@ -391,7 +409,7 @@ async def _export(args: argparse.Namespace) -> int:
                 handle.write(text)
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-        err.print(f"Exported your data to {args.output}.")
+        err.print(f"Exported your data to {args.output}.", markup=False)
     else:
         print_json(data)
     return 0
