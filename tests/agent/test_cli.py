@@ -56,15 +56,17 @@ def vrm(home: Path):
 async def test_first_five_minutes(vrm, serve) -> None:
     await vrm("init", "--name", "Ann")
     bikes, bikes_url = await serve(FakeVendor("Bikes4U"))
-    books, books_url = await serve(FakeVendor("Books"))
+    books, books_url = await serve(FakeVendor("Books [red]"))
     await vrm("profile", "set", "email=ann@example.org", "postal_address.locality=Leeds")
     added = (await vrm("vendor", "add", bikes_url, "--share", "email,postal_address",
                        "--json")).json()
     assert added["status"] == "active"
-    await vrm("vendor", "add", books_url)
+    ran = await vrm("vendor", "add", books_url)
+    assert books.did in ran.stdout.replace("\n", "")  # no ":key:" emoji in the DID
     vendors = (await vrm("vendor", "list", "--json")).json()
-    assert [v["name"] for v in vendors] == ["Bikes4U", "Books"]
-    assert "Bikes4U" in (await vrm("vendor", "list")).stdout
+    assert [v["name"] for v in vendors] == ["Bikes4U", "Books [red]"]
+    listed = (await vrm("vendor", "list")).stdout
+    assert "Bikes4U" in listed and "Books [red]" in listed  # vendor text is not markup
 
     ran = await vrm("profile", "set", "postal_address.locality=York")
     assert "Bikes4U" in ran.stdout and "delivered" in ran.stdout
@@ -78,7 +80,7 @@ async def test_first_five_minutes(vrm, serve) -> None:
     [intent] = bikes.of_type(protocol.Intent)
     bikes.offer(intent, summary="Trek 520", amount="749.00")
     synced = (await vrm("sync", "--json")).json()
-    assert {r["vendor"]: r["new_messages"] for r in synced} == {"Bikes4U": 1, "Books": 0}
+    assert {r["vendor"]: r["new_messages"] for r in synced} == {"Bikes4U": 1, "Books [red]": 0}
     offers = (await vrm("offers", "--json")).json()
     assert [(o["summary"], o["price"], o["intent_summary"]) for o in offers] == [
         ("Trek 520", "749.00", "Touring bike")]
