@@ -45,6 +45,7 @@ from ._errors import (
     UnknownRelationship,
     RelationshipRefused,
     UnsupportedMediaType,
+    Unavailable,
     problem_urn,
 )
 from ._ijson import MAX_DEPTH, MAX_SAFE_INTEGER, dumps, loads
@@ -78,7 +79,8 @@ __all__ = [
     "PROBLEM_PREFIX", "PROBLEMS", "BadSignature", "DiscoveryError", "Expired", "InvalidBody",
     "InvalidMessage", "MalformedMessage", "MessageTooLarge", "NotForMe", "NotYetValid",
     "ProtocolError", "Replayed", "SealedKeyError", "SigningError", "UnknownKey",
-    "UnknownMessageType", "UnknownRelationship", "RelationshipRefused", "UnsupportedMediaType", "problem_urn",
+    "UnknownMessageType", "UnknownRelationship", "RelationshipRefused", "UnsupportedMediaType",
+    "Unavailable", "problem_urn",
     "MAX_DEPTH", "MAX_SAFE_INTEGER", "dumps", "loads",
     "ACCEPTED_ALGORITHMS", "JWS_TYP", "MAX_MESSAGE_BYTES", "sign_payload", "verify_jws", "verify_signature",
     "KeyResolver", "PublicKey", "SigningKey", "pinned_keys", "resolve_did_key",

@@ -9,6 +9,7 @@ Every error that ``protocol`` raises derives from :class:`ProtocolError`::
     │   ├── UnknownKey            urn:vrm:problem:unknown-key         401
     │   ├── MessageTooLarge       urn:vrm:problem:too-large           413
     │   ├── UnsupportedMediaType  urn:vrm:problem:unsupported-media-type 415
+    │   ├── Unavailable           urn:vrm:problem:unavailable         503
     │   ├── NotForMe              urn:vrm:problem:not-for-me          422 *
     │   ├── Expired               urn:vrm:problem:expired             422 *
     │   ├── NotYetValid           urn:vrm:problem:not-yet-valid       422 *
@@ -40,6 +41,7 @@ __all__ = [
     "UnknownKey",
     "MessageTooLarge",
     "UnsupportedMediaType",
+    "Unavailable",
     "NotForMe",
     "Expired",
     "NotYetValid",
@@ -147,6 +149,11 @@ class UnsupportedMediaType(InvalidMessage):
     pass
 
 
+@_problem("unavailable", "The receiver cannot take messages right now", 503)
+class Unavailable(InvalidMessage):
+    """Not the sender's fault: the receiver failed or is overloaded. Try again later."""
+
+
 @_problem("not-for-me", "The message is addressed to someone else", 422, authenticated=True)
 class NotForMe(InvalidMessage):
     pass
@@ -192,7 +199,7 @@ PROBLEMS: dict[str, type[InvalidMessage]] = {
     cls.problem: cls
     for cls in (
         MalformedMessage, BadSignature, UnknownKey, MessageTooLarge,
-        UnsupportedMediaType, NotForMe, Expired, NotYetValid,
+        UnsupportedMediaType, Unavailable, NotForMe, Expired, NotYetValid,
         UnknownRelationship, RelationshipRefused, UnknownMessageType, InvalidBody,
     )
 }

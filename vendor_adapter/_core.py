@@ -82,8 +82,8 @@ def problem_response(problem: dict[str, object], status: int,
 
 #: Answered when something unexpected failed on our side (never a 500).
 UNAVAILABLE = problem_response(
-    {"type": "about:blank", "title": "Service Unavailable", "status": 503,
-     "detail": "the vendor could not process the message now; send it again later"},
+    protocol.Unavailable(
+        "the vendor could not process the message now; send it again later").to_problem(),
     503, (*_JSON_HEADERS, ("Retry-After", "30")))
 
 
