@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import json
 import os
 import resource
@@ -31,8 +33,8 @@ from benchmarks.limits import _free_port, measure_limits
 PASSPHRASE = "benchmark"
 
 
-def start_farms(directory: Path, vendors: int, processes: int,
-                latency_ms: float) -> tuple[list[subprocess.Popen], list[str], list[str]]:
+def start_farms(directory: Path, vendors: int, processes: int, latency_ms: float,
+                profile: Path | None = None) -> tuple[list[subprocess.Popen], list[str], list[str]]:
     farms, urls, stats = [], [], []
     per = -(-vendors // processes)
     for index in range(processes):
@@ -40,8 +42,9 @@ def start_farms(directory: Path, vendors: int, processes: int,
         if count <= 0:
             break
         port = _free_port()
+        profiler = ["-m", "cProfile", "-o", str(profile / f"farm{index}.prof")] if profile else []
         farm = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.vendor_farm", "--vendors", str(count),
+            [sys.executable, *profiler, "-m", "benchmarks.vendor_farm", "--vendors", str(count),
              "--first", str(index * per), "--db", str(directory / f"farm{index}.db"),
              "--port", str(port), "--latency-ms", str(latency_ms)],
             stdout=subprocess.PIPE, text=True, env={**os.environ, "VRM_VENDOR_PASSPHRASE": "x"})
@@ -88,10 +91,13 @@ async def timed_broadcast(agent: Agent, stats: list[str], locality: str) -> dict
     agent_cpu = own_cpu() - cpu
     after_vendors = await farm_stats(stats)
     sent = set(broadcast.message_ids)
-    delivered = sum(1 for row in agent.outbox()
-                    if row["message_id"] in sent and row["status"] == "delivered")
+    rows = [row for row in agent.outbox() if row["message_id"] in sent]
+    delivered = sum(1 for row in rows if row["status"] == "delivered")
+    attempts = sum(row["attempts"] for row in rows)
+    errors = sorted({row["last_error"] for row in rows if row["last_error"]})[:3]
     vendor_cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after_vendors, before_vendors))
     return {"messages": len(broadcast.message_ids), "delivered": delivered, "wall_s": wall,
+            "attempts": attempts, "errors": errors,
             "agent_cpu_s": agent_cpu, "vendor_cpu_s": vendor_cpu,
             "vendor_max_rss_kb": max(a["max_rss_kb"] for a in after_vendors)}
 
@@ -102,7 +108,13 @@ async def run(args: argparse.Namespace, directory: Path, urls: list[str],
     agent = await Agent.init(home, passphrase=PASSPHRASE, name="Benchmark")
     await agent.set_profile({"email": "ada@example.org", "postal_address.locality": "Berlin"})
     await add_all(agent, urls)
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
     parallel = await timed_broadcast(agent, stats, "Hamburg")
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(str(args.profile / "agent.prof"))
     await agent.close()
 
     serial = None
@@ -117,6 +129,8 @@ async def run(args: argparse.Namespace, directory: Path, urls: list[str],
         "vendors": len(urls),
         "latency_ms": args.latency_ms,
         "delivered": parallel["delivered"],
+        "attempts": parallel["attempts"],
+        "errors": parallel["errors"],
         "wall_s": round(parallel["wall_s"], 3),
         "messages_per_s": round(n / parallel["wall_s"]),
         "agent_cpu_ms_per_msg": round(1000 * parallel["agent_cpu_s"] / n, 3),
@@ -138,12 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2, help="vendor server processes")
     parser.add_argument("--skip-serial", action="store_true")
     parser.add_argument("--skip-limits", action="store_true")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="write cProfile data for the agent and each vendor process to DIR "
+                             "and print the top functions by own time to stderr")
     args = parser.parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     limits = {} if args.skip_limits else measure_limits()  # before the farms compete for CPU
     with tempfile.TemporaryDirectory(prefix="vrm-bench-") as tmp:
         directory = Path(tmp)
         farms, urls, stats = start_farms(directory, args.vendors, args.processes,
-                                         args.latency_ms)
+                                         args.latency_ms, args.profile)
         try:
             result = asyncio.run(run(args, directory, urls, stats))
         finally:
@@ -151,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                 farm.terminate()
             for farm in farms:
                 farm.wait(timeout=30)
+    if args.profile:
+        for path in sorted(args.profile.glob("*.prof")):
+            print(f"\n=== {path.name}", file=sys.stderr)
+            pstats.Stats(str(path), stream=sys.stderr).sort_stats("tottime").print_stats(15)
     result["limits"] = limits
     if limits:
         result["ratio_to_bare_post"] = round(result["messages_per_s"] / limits["bare_post_per_s"], 2)
