@@ -136,7 +136,7 @@ class Agent:
         store = Store.open(home)
         try:
             passphrase = passphrase if passphrase is not None else passphrase_from_environment()
-            keys = Keyring.open(store, passphrase)
+            keys = await Keyring.open(store, passphrase)
         except BaseException:
             store.close()
             raise

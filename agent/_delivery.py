@@ -209,10 +209,15 @@ class Deliverer:
         """Pending rows to send now, in order. A vendor's queue stops at its first row
         that is not due yet, or is being sent by another run in this process: a
         contact.update never overtakes the relationship.request before it."""
-        rows = self._store.rows(
-            "SELECT o.id, o.vendor_id, o.type, o.jws, o.attempts, o.meta, o.next_attempt, "
-            "v.name, v.inbox, v.pairwise_did, v.vendor_jwk FROM outbox o "
-            "JOIN vendors v ON v.id = o.vendor_id WHERE o.status = 'pending' ORDER BY o.rowid")
+        sql = ("SELECT o.id, o.vendor_id, o.type, o.jws, o.attempts, o.meta, o.next_attempt, "
+               "v.name, v.inbox, v.pairwise_did, v.vendor_jwk FROM outbox o "
+               "JOIN vendors v ON v.id = o.vendor_id WHERE o.status = 'pending'")
+        params: tuple[Any, ...] = ()
+        if scope is not None:  # only the queues of the vendors concerned
+            sql += (" AND o.vendor_id IN (SELECT vendor_id FROM outbox "
+                    "WHERE id IN (SELECT value FROM json_each(?)))")
+            params = (json.dumps(sorted(scope)),)
+        rows = self._store.rows(sql + " ORDER BY o.rowid", params)
         now = ts(self._clock())
         blocked: set[int] = set()
         due = []
@@ -228,12 +233,16 @@ class Deliverer:
         return due
 
     def next_due(self, scope: set[str] | None = None) -> datetime | None:
-        rows = self._store.rows(
-            "SELECT id, next_attempt FROM outbox WHERE status = 'pending' ORDER BY next_attempt")
-        for row in rows:
-            if scope is None or row["id"] in scope:
-                return from_ts(row["next_attempt"])
-        return None
+        """When the earliest pending message (of ``scope``, if given) falls due."""
+        if scope is None:
+            row = self._store.one("SELECT min(next_attempt) AS due FROM outbox "
+                                  "WHERE status = 'pending'")
+        else:
+            row = self._store.one("SELECT min(next_attempt) AS due FROM outbox "
+                                  "WHERE status = 'pending' AND id IN "
+                                  "(SELECT value FROM json_each(?))",
+                                  (json.dumps(sorted(scope)),))
+        return from_ts(row["due"]) if row and row["due"] else None
 
     async def run(self, *, scope: set[str] | None = None, progress: Progress | None = None,
                   patience: float = 0.0) -> list[DeliveryResult]:

@@ -7,6 +7,7 @@ as associated data. Unsealed keys live only in memory, in a per-process cache.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -59,12 +60,14 @@ class Keyring:
         return cls(store, sealer)
 
     @classmethod
-    def open(cls, store: Store, passphrase: str) -> Keyring:
+    async def open(cls, store: Store, passphrase: str) -> Keyring:
         params = store.get_meta("sealer")
         if params is None:
             raise StoreError(f"the store at {store.path} has no key parameters; it is damaged")
         try:
-            sealer = protocol.KeySealer.open(passphrase, json.loads(params))
+            # scrypt takes ~0.1 s and 32 MiB on purpose: keep the event loop free meanwhile.
+            sealer = await asyncio.to_thread(protocol.KeySealer.open, passphrase,
+                                             json.loads(params))
         except protocol.SealedKeyError as exc:
             if "wrong" in str(exc):
                 raise PassphraseError(
