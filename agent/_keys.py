@@ -69,6 +69,8 @@ class Keyring:
             sealer = await asyncio.to_thread(protocol.KeySealer.open, passphrase,
                                              json.loads(params))
         except protocol.SealedKeyError as exc:
+            # KeySealer says "the passphrase is wrong" for a failed check and names
+            # damage otherwise; it has no separate exception class for the two.
             if "wrong" in str(exc):
                 raise PassphraseError(
                     "the passphrase is wrong; check VRM_PASSPHRASE") from None

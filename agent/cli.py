@@ -5,17 +5,21 @@ methods inside ``asyncio.run`` and prints the answer: a rich table for people,
 or JSON on stdout with ``--json``. Every :class:`AgentError` becomes one
 sentence on stderr and a non-zero exit status; a person never sees a traceback.
 
-Adding a command (``vrm demo`` does this from ``agent/demo.py``)::
+Adding a command (``vrm demo`` does this from ``agent/demo.py``, which ``main``
+imports when it exists)::
 
-    from agent.cli import command
+    from agent.cli import register
 
-    @command("demo", help="start local vendors and show vrm at work")
-    def _setup(parser): parser.add_argument("--vendors", type=int, default=20)
+    def setup(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--vendors", type=int, default=20)
 
-    async def _run(args) -> int: ...
-    _setup.run = _run            # or: command(..., run=_run)
+    async def run(args: argparse.Namespace) -> int:
+        ...
+        return 0
 
-or, more simply, call ``register(name, help=..., setup=..., run=...)``.
+    register("demo", help="start local vendors and show vrm at work", setup=setup, run=run)
+
+``register(("vendor", "add"), ...)`` adds a command under a group.
 """
 
 from __future__ import annotations
