@@ -68,12 +68,9 @@ class Keyring:
             # scrypt takes ~0.1 s and 32 MiB on purpose: keep the event loop free meanwhile.
             sealer = await asyncio.to_thread(protocol.KeySealer.open, passphrase,
                                              json.loads(params))
+        except protocol.WrongPassphrase:
+            raise PassphraseError("the passphrase is wrong; check VRM_PASSPHRASE") from None
         except protocol.SealedKeyError as exc:
-            # KeySealer says "the passphrase is wrong" for a failed check and names
-            # damage otherwise; it has no separate exception class for the two.
-            if "wrong" in str(exc):
-                raise PassphraseError(
-                    "the passphrase is wrong; check VRM_PASSPHRASE") from None
             raise StoreError(f"the store's key parameters are damaged: {exc}") from None
         return cls(store, sealer)
 

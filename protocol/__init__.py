@@ -39,6 +39,7 @@ from ._errors import (
     ProtocolError,
     Replayed,
     SealedKeyError,
+    WrongPassphrase,
     SigningError,
     UnknownKey,
     UnknownMessageType,
@@ -46,6 +47,7 @@ from ._errors import (
     RelationshipRefused,
     UnsupportedMediaType,
     Unavailable,
+    problem_name,
     problem_urn,
 )
 from ._ijson import MAX_DEPTH, MAX_SAFE_INTEGER, dumps, loads
@@ -78,7 +80,7 @@ __all__ = [
     "WELL_KNOWN_PATH", "DiscoveryDocument", "origin", "parse_discovery", "same_origin",
     "PROBLEM_PREFIX", "PROBLEMS", "BadSignature", "DiscoveryError", "Expired", "InvalidBody",
     "InvalidMessage", "MalformedMessage", "MessageTooLarge", "NotForMe", "NotYetValid",
-    "ProtocolError", "Replayed", "SealedKeyError", "SigningError", "UnknownKey",
+    "ProtocolError", "Replayed", "SealedKeyError", "WrongPassphrase", "problem_name", "SigningError", "UnknownKey",
     "UnknownMessageType", "UnknownRelationship", "RelationshipRefused", "UnsupportedMediaType",
     "Unavailable", "problem_urn",
     "MAX_DEPTH", "MAX_SAFE_INTEGER", "dumps", "loads",

@@ -20,6 +20,7 @@ Every error that ``protocol`` raises derives from :class:`ProtocolError`::
     ├── Replayed                  a valid message whose id was seen before
     ├── DiscoveryError            a vendor's /.well-known/vrm document is unusable
     ├── SealedKeyError            a sealed private key could not be opened
+    │   └── WrongPassphrase       the passphrase does not open the key store
     └── SigningError              a message cannot be signed as asked
 
 Problems marked * are found only after the signature has been verified, so the
@@ -52,8 +53,10 @@ __all__ = [
     "Replayed",
     "DiscoveryError",
     "SealedKeyError",
+    "WrongPassphrase",
     "SigningError",
     "problem_urn",
+    "problem_name",
 ]
 
 PROBLEM_PREFIX = "urn:vrm:problem:"
@@ -61,6 +64,13 @@ PROBLEM_PREFIX = "urn:vrm:problem:"
 
 def problem_urn(name: str) -> str:
     return PROBLEM_PREFIX + name
+
+
+def problem_name(urn: object) -> str | None:
+    """``"urn:vrm:problem:expired"`` -> ``"expired"``; None for anything else."""
+    if isinstance(urn, str) and urn.startswith(PROBLEM_PREFIX):
+        return urn[len(PROBLEM_PREFIX):] or None
+    return None
 
 
 class ProtocolError(Exception):
@@ -223,6 +233,10 @@ class DiscoveryError(ProtocolError):
 
 class SealedKeyError(ProtocolError):
     """A sealed private key could not be opened (wrong passphrase or damaged data)."""
+
+
+class WrongPassphrase(SealedKeyError):
+    """The passphrase does not open the key store (its check value does not match)."""
 
 
 class SigningError(ProtocolError):

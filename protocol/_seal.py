@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ._b64 import b64url_decode, b64url_encode
-from ._errors import MalformedMessage, SealedKeyError
+from ._errors import MalformedMessage, SealedKeyError, WrongPassphrase
 from ._keys import SigningKey
 
 __all__ = ["KeySealer"]
@@ -58,7 +58,7 @@ class KeySealer:
             raise SealedKeyError(f"the key store's parameters are damaged: {exc}") from None
         kek = cls._derive(passphrase, salt, n, r, p)
         if not hmac.compare_digest(hmac.new(kek, _CHECK_LABEL, "sha256").digest(), check):
-            raise SealedKeyError("the passphrase is wrong")
+            raise WrongPassphrase("the passphrase is wrong")
         return cls(kek, dict(params))
 
     @staticmethod

@@ -359,3 +359,5 @@ def test_every_problem_has_a_stable_urn_and_status():
         assert problem == {"type": f"urn:vrm:problem:{name}", "title": cls.title,
                            "status": expected[name], "detail": "why"}
         assert issubclass(cls, protocol.ProtocolError)
+        assert protocol.problem_name(problem["type"]) == name
+    assert protocol.problem_name("about:blank") is None and protocol.problem_name(None) is None

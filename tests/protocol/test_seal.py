@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import KeySealer, SealedKeyError, SigningKey, b64url_decode
+from protocol import KeySealer, SealedKeyError, SigningKey, WrongPassphrase, b64url_decode
 
 FAST = {"n": 2**10}  # the production default is 2**15; tests keep scrypt cheap
 
@@ -20,7 +20,7 @@ def test_seal_and_unseal():
 
 def test_wrong_passphrase_is_refused():
     sealer = KeySealer.create("correct horse", **FAST)
-    with pytest.raises(SealedKeyError, match="passphrase is wrong"):
+    with pytest.raises(WrongPassphrase, match="passphrase is wrong"):
         KeySealer.open("battery staple", sealer.params)
 
 
@@ -33,8 +33,9 @@ def test_a_sealed_key_cannot_be_moved_to_another_identity():
 
 @pytest.mark.parametrize("params", [{}, {"kdf": "md5"}, {"kdf": "scrypt", "n": "x"}])
 def test_damaged_parameters(params):
-    with pytest.raises(SealedKeyError):
+    with pytest.raises(SealedKeyError) as info:
         KeySealer.open("pw", params)
+    assert not isinstance(info.value, WrongPassphrase)
 
 
 def test_empty_passphrase_is_refused():
