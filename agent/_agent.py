@@ -413,6 +413,41 @@ class Agent:
                                    [(v, protocol.PreferencesUpdate, body, None)
                                     for v in targets], send, progress, patience)
 
+    async def send(self, model: type[protocol.Message], body: protocol.WireModel, *,
+                   to: Sequence[str | int] | None = None, thread: str | None = None,
+                   summary: str | None = None, progress: Progress | None = None,
+                   send: bool = True, patience: float = 0.0) -> Broadcast:
+        """Send a message of any type, a core one or an extension's, to the vendors
+        named in ``to`` (each must list the type in its discovery document), or to
+        every reachable vendor that lists it. Like every send, it goes through the
+        outbox: signed, stored, then delivered, retried and receipted.
+
+        ``model`` is a :class:`protocol.Message` subclass and ``body`` its body
+        model; read each vendor's answer with :meth:`receipt`."""
+        if not (isinstance(model, type) and issubclass(model, protocol.Message)
+                and model.message_type):
+            raise UsageError("send() takes a protocol.Message subclass with a Literal type")
+        if model.requires_thread and thread is None:
+            raise UsageError(f"a {model.message_type} message must name the message it "
+                             f"answers in thread")
+        targets = self._targets(model.message_type, to)
+        return await self._fan_out(model.message_type, summary or model.message_type,
+                                   body.to_wire(), [(v, model, body, thread) for v in targets],
+                                   send, progress, patience)
+
+    def receipt(self, message_id: str) -> dict[str, Any] | None:
+        """The vendor's verified receipt for ``message_id``: its status, record
+        reference and problem (parsed), and the signed JWS as received; None if
+        no receipt has come back yet."""
+        row = self.store.one("SELECT r.*, v.name AS vendor FROM receipts r "
+                             "JOIN vendors v ON v.id = r.vendor_id WHERE r.message_id = ?",
+                             (message_id,))
+        if row is None:
+            return None
+        for member in ("record", "problem"):
+            row[member] = json.loads(row[member]) if row[member] else None
+        return row
+
     def _targets(self, message_type: str,
                  refs: Sequence[str | int] | None) -> list[dict[str, Any]]:
         """The named vendors (each must accept ``message_type``), or every reachable

@@ -24,7 +24,7 @@ async def start(*args: str, env: dict[str, str] | None = None) -> asyncio.subpro
     return await asyncio.create_subprocess_exec(
         sys.executable, *args, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})})
+        env={**os.environ, **(env or {})}, cwd=EXAMPLES.parent)
 
 
 @pytest.fixture
@@ -97,3 +97,23 @@ async def test_broadcast_move_explains_a_missing_store(tmp_path):
     _, stderr = await process.communicate()
     assert process.returncode == 1
     assert stderr.decode().startswith("error: ") and "vrm init" in stderr.decode()
+
+
+async def test_loyalty_points_extension_end_to_end(tmp_path):
+    process = await start(str(EXAMPLES / "loyalty_points.py"))
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    lines = stdout.decode().splitlines()
+    # relationship.request, intent and the query itself: three messages, ten points each
+    assert lines[0].startswith("Bikes4U: 30 points in the gold programme (signed receipt ")
+    assert lines[1] == ("Velo Berlin: not asked, because Velo Berlin does not accept "
+                        "x-org.example.loyalty.points messages")
+
+
+async def test_the_extension_registry_gets_a_json_schema(tmp_path):
+    process = await start("-m", "protocol", "schema", str(tmp_path), "--registry",
+                          "examples.loyalty_points:registry")
+    _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    schema = json.loads((tmp_path / "x-org.example.loyalty.points.json").read_text())
+    assert schema["properties"]["type"]["const"] == "x-org.example.loyalty.points"
