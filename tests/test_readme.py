@@ -24,3 +24,33 @@ def test_readme_demo_command_runs_vrm_demo():
     blocks = shell_blocks((ROOT / "README.md").read_text())
     assert blocks[0].endswith("vrm demo")
     assert blocks[0].split("&&")[0] == blocks[1].split("&&")[0]  # same venv step
+
+
+def command_paths(parser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    import argparse
+
+    paths = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths.extend(command_paths(sub, prefix + (name,)) or [prefix + (name,)])
+    return paths
+
+
+def test_every_vrm_command_is_documented():
+    import agent.demo  # noqa: F401 - registers vrm demo
+    from agent.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [" ".join(("vrm",) + path) for path in command_paths(build_parser())
+               if " ".join(("vrm",) + path) not in readme]
+    assert not missing, f"README.md does not show: {missing}"
+
+
+def test_every_vrm_vendor_command_is_documented():
+    from vendor_adapter.cli import _parser
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [" ".join(("vrm-vendor",) + path) for path in command_paths(_parser())
+               if " ".join(("vrm-vendor",) + path) not in readme]
+    assert not missing, f"README.md does not show: {missing}"
