@@ -1,4 +1,4 @@
-"""README.md's two commands are the project's contract with a new user."""
+"""The docs are part of the product: README.md's two commands and commands, SECURITY.md's test references."""
 
 from __future__ import annotations
 
@@ -54,3 +54,16 @@ def test_every_vrm_vendor_command_is_documented():
     missing = [" ".join(("vrm-vendor",) + path) for path in command_paths(_parser())
                if " ".join(("vrm-vendor",) + path) not in readme]
     assert not missing, f"README.md does not show: {missing}"
+
+
+def test_security_md_cites_tests_that_exist():
+    text = (ROOT / "SECURITY.md").read_text()
+    cited = re.findall(r"`([\w/]+\.py)(?:::(\w+))?`", text)
+    assert len(cited) >= 8
+    for path, test in cited:
+        assert path.startswith("tests/"), f"SECURITY.md should cite {path} from the root"
+        assert (ROOT / path).exists(), f"SECURITY.md cites a missing {path}"
+        if test:
+            assert f"def {test}(" in (ROOT / path).read_text(), f"{path} has no {test}"
+    for folder in re.findall(r"`(tests/\w+/)`", text):
+        assert (ROOT / folder).is_dir(), f"SECURITY.md cites a missing {folder}"
