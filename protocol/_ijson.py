@@ -127,6 +127,9 @@ def loads(data: bytes, *, what: str = "JSON text") -> dict[str, Any]:
     return value
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON, the form this implementation puts on the wire."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(value).encode()

@@ -22,10 +22,17 @@ def utc(moment: datetime) -> datetime:
 
 def format_time(moment: datetime) -> str:
     moment = utc(moment)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.year < 1000:  # strftime's %Y does not pad; isoformat's does
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        if moment.microsecond:
+            text += f".{moment.microsecond:06d}".rstrip("0")
+        return text + "Z"
+    # isoformat is several times faster than strftime and gives the same text:
+    # YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00 (the fraction only when non-zero).
+    text = moment.isoformat()
     if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
-    return text + "Z"
+        return text[:26].rstrip("0") + "Z"
+    return text[:19] + "Z"
 
 
 def parse_time(text: object) -> datetime:

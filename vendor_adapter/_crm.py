@@ -35,6 +35,10 @@ PERSONAL_COLUMNS = (*_PROFILE_COLUMNS.values(), "customer_id", "channels", "mark
 _JSON_CONTACT = {"channels": None, "terms": None, "message_counts": {},
                  "intent_categories": [], "shared_fields": []}
 _BOOL_CONTACT = ("marketing", "erased")
+#: The profile columns, then shared_fields (as stored).
+_PROFILE_SELECT = ", ".join((*_PROFILE_COLUMNS.values(), "shared_fields"))
+#: UPDATE ... RETURNING needs SQLite 3.35.
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 def nps_class(score: int) -> str:
@@ -42,8 +46,9 @@ def nps_class(score: int) -> str:
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+#: json.dumps(value, separators=(",", ":"), ensure_ascii=False), without building
+#: an encoder per call.
+_json: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class SqliteCrm:
@@ -135,21 +140,30 @@ class SqliteCrm:
         sets = {_PROFILE_COLUMNS[p]: v for p, v in flat.items() if p in _PROFILE_COLUMNS}
         if replace:  # a (re-)request states the whole shared profile
             sets = {column: sets.get(column) for column in _PROFILE_COLUMNS.values()}
-        if sets:
+        # The profile columns as they are now, and shared_fields as it was: one
+        # statement (UPDATE ... RETURNING) where SQLite has it.
+        if sets and _RETURNING:
             assignments = ", ".join(f"{column} = ?" for column in sets)
-            conn.execute(f"UPDATE contact SET {assignments} WHERE id = ?",
-                         (*sets.values(), contact_id))
+            row = conn.execute(f"UPDATE contact SET {assignments} WHERE id = ? "
+                               f"RETURNING {_PROFILE_SELECT}", (*sets.values(), contact_id)
+                               ).fetchone()
+        else:
+            if sets:
+                assignments = ", ".join(f"{column} = ?" for column in sets)
+                conn.execute(f"UPDATE contact SET {assignments} WHERE id = ?",
+                             (*sets.values(), contact_id))
+            row = conn.execute(f"SELECT {_PROFILE_SELECT} FROM contact WHERE id = ?",
+                               (contact_id,)).fetchone()
         # Which profile fields the person shares: those that hold a value now.
-        row = conn.execute(
-            f"SELECT {', '.join(_PROFILE_COLUMNS.values())} FROM contact WHERE id = ?",
-            (contact_id,)).fetchone()
         values = dict(zip(_PROFILE_COLUMNS.values(), row))
         shared = [f for f in protocol.PROFILE_FIELDS if f != "postal_address" and values.get(f)]
         if any(values[c] for c in _ADDRESS_COLUMNS):
             shared.append("postal_address")
         shared.sort(key=protocol.PROFILE_FIELDS.index)
-        conn.execute("UPDATE contact SET shared_fields = ? WHERE id = ?",
-                     (_json(shared), contact_id))
+        shared_json = _json(shared)
+        if shared_json != row[-1]:  # most changes (a new address) share the same fields
+            conn.execute("UPDATE contact SET shared_fields = ? WHERE id = ?",
+                         (shared_json, contact_id))
 
     def _contact_update(self, conn: sqlite3.Connection, event: CrmEvent,
                         contact_id: int) -> RecordRef:

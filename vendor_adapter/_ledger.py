@@ -50,8 +50,8 @@ _LOOKUP = """
 """
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
+#: json.dumps(value, separators=(",", ":")), without building an encoder per call.
+_json: Callable[[object], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass

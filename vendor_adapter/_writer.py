@@ -103,9 +103,10 @@ class GroupCommitWriter:
         # that asyncio does not log "exception was never retrieved".
         future.add_done_callback(_retrieve)
         self._put(_Job(fn, future, loop))
-        # shield: a cancelled request (client gone) must not hide a committed effect
-        # from the writer; the job still runs, and a retry gets "duplicate".
-        return await asyncio.shield(future)
+        # A cancelled request (client gone) cancels only this future: the job is
+        # queued already and still runs and commits (``_resolve`` skips a future
+        # that is done), so a retry gets "duplicate". No shield is needed for that.
+        return await future
 
     def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """The same, blocking the calling thread (for the CLI and plain scripts)."""
@@ -161,15 +162,16 @@ class GroupCommitWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for index, job in enumerate(batch):
-                savepoint = f"job{index}"
-                conn.execute(f"SAVEPOINT {savepoint}")
+            # One savepoint name for every job (each is released before the next
+            # begins): the three statements are compiled once and then cached.
+            for job in batch:
+                conn.execute("SAVEPOINT vrm_job")
                 try:
                     job.result = job.fn(conn)
                 except Exception as exc:  # handed to the caller; the batch goes on
                     job.error = exc
-                    conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
-                conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                    conn.execute("ROLLBACK TO SAVEPOINT vrm_job")
+                conn.execute("RELEASE SAVEPOINT vrm_job")
             if self._maintenance is not None and time.monotonic() >= self._next_maintenance:
                 self._next_maintenance = time.monotonic() + self._maintenance_every
                 self._maintenance(conn)
