@@ -44,7 +44,11 @@ _migrations = Migrations("vrm-agent")
 
 def ts(moment: datetime) -> str:
     """A UTC timestamp with fixed width, so that text order is time order in SQL."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = moment.astimezone(timezone.utc)
+    if moment.year < 1000:  # strftime's %Y does not pad; isoformat's does
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as the strftime above, several times faster.
+    return moment.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def from_ts(text: str) -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ._b64 import b64url_decode, b64url_encode
@@ -101,6 +102,20 @@ def check_header(header: dict[str, Any]) -> tuple[str, str]:
     return alg, kid
 
 
+#: Protected headers up to this long are remembered once checked (ours are ~150
+#: characters); a sender uses the same header for every message it signs.
+_CACHED_HEADER_LENGTH = 512
+
+
+@lru_cache(maxsize=8192)
+def _read_header(protected_b64: str) -> tuple[dict[str, Any], str]:
+    """Decode and check a protected header; return it and its kid. Refusals raise
+    (and so are never cached); callers copy the header before handing it out."""
+    header = loads(b64url_decode(protected_b64, what="protected"), what="the protected header")
+    _, kid = check_header(header)
+    return header, kid
+
+
 def verify_jws(raw: bytes, keys: KeyResolver) -> VerifiedJWS:
     """Check a flattened JWS and return its header, payload bytes and key.
 
@@ -110,8 +125,11 @@ def verify_jws(raw: bytes, keys: KeyResolver) -> VerifiedJWS:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(f"a message is at most {MAX_MESSAGE_BYTES} bytes")
     protected_b64, payload_b64, signature_b64 = split_jws(loads(raw, what="the message"))
-    header = loads(b64url_decode(protected_b64, what="protected"), what="the protected header")
-    _, kid = check_header(header)
+    if len(protected_b64) <= _CACHED_HEADER_LENGTH:
+        header, kid = _read_header(protected_b64)
+        header = dict(header)
+    else:
+        header, kid = _read_header.__wrapped__(protected_b64)
     key = keys(kid)
     if key is None:
         raise UnknownKey(f"key {kid[:100]!r} is not known here")
