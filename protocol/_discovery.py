@@ -84,6 +84,9 @@ def parse_discovery(raw: bytes, *, url: str) -> DiscoveryDocument:
         raise DiscoveryError(
             f"the discovery document is invalid: {describe_validation_error(exc)}"
         ) from None
+    if any("d" in jwk for jwk in document.keys):
+        # A published private key is compromised whatever it was for (PROTOCOL.md §7).
+        raise DiscoveryError("a key in the document holds private material (d)")
     if "1" not in document.vrm:
         raise DiscoveryError("the vendor does not speak VRM version 1")
     if not same_origin(document.inbox, url):

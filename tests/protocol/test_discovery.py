@@ -67,6 +67,13 @@ def test_a_jwk_with_private_material_is_refused():
         parse_discovery(document(key, keys=[jwk]), url=URL)
 
 
+def test_private_material_in_any_other_key_is_refused():
+    key, other = SigningKey.generate(), SigningKey.generate()
+    leaked = {**other.public.to_jwk(), "kid": "backup", "d": "c2VjcmV0"}
+    with pytest.raises(DiscoveryError, match="private"):
+        parse_discovery(document(key, keys=[key.public.to_jwk(), leaked]), url=URL)
+
+
 @pytest.mark.parametrize("raw", [b"<html>", b'{"vrm": ["1"], "vrm": ["1"]}', b"[]"])
 def test_not_a_document(raw):
     with pytest.raises(DiscoveryError):
