@@ -159,7 +159,9 @@ async def test_outbox_rows_are_json_ready(agent: Agent, serve) -> None:
 
 async def test_messages_to_one_vendor_keep_their_order(agent: Agent, serve) -> None:
     vendor, url = await serve(FakeVendor("Slow"))
-    vendor.mode = "500"
+    # 429 with Retry-After: the request is certainly not due again for 2 s, however
+    # slow this machine is (a 500 falls due again after the test's 20 ms backoff).
+    vendor.mode, vendor.retry_after = "429", "2"
     added = await agent.add_vendor(url, share=["email"])
     assert added["status"] == "pending"
     vendor.mode = "ok"
