@@ -101,6 +101,12 @@ class InvalidMessage(ProtocolError):
         message_id: str | None = None,
         message_type: str | None = None,
     ) -> None:
+        # Details quote untrusted input (a header, a member name). Text that
+        # cannot be UTF-8 encoded (lone surrogates, as HTTP libraries make of
+        # undecodable header bytes) is escaped here, once, so that every problem
+        # document and receipt built from this error can be serialized.
+        if not detail.isascii():
+            detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(detail)
         self.detail = detail
         self.sender = sender

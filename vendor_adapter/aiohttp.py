@@ -13,18 +13,22 @@ response.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 import protocol
 
-from ._core import Response, check_media_type, problem_response
+from ._core import UNAVAILABLE, Response, check_media_type, problem_response
 from ._vendor import Vendor
 
 __all__ = ["vrm_app", "InboxLimits", "VENDOR_KEY"]
 
 VENDOR_KEY: web.AppKey[Vendor] = web.AppKey("vrm_vendor", Vendor)
+
+log = logging.getLogger("vendor_adapter.aiohttp")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,25 @@ _TOO_LARGE = protocol.MessageTooLarge(
 _TIMEOUT = {"type": "about:blank", "title": "Request Timeout", "status": 408,
             "detail": "the message body did not arrive in time"}
 _INCOMPLETE = protocol.MalformedMessage("the message body ended early").to_problem()
+
+
+_BAD_HOST = protocol.MalformedMessage(
+    "the Host header does not name a host this document can point to").to_problem()
+
+
+@web.middleware
+async def _never_500(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The last line of "no input produces a 500": whatever escapes a handler (a
+    bug, or a library refusing something we did not foresee) is logged and
+    answered like the core's own failures, 503 with the unavailable problem."""
+    try:
+        return await handler(request)
+    except web.HTTPException:  # aiohttp's own answers: 404, 405, 413 ...
+        raise
+    except Exception:
+        log.exception("the VRM endpoint failed on %s %s; answered 503",
+                      request.method, request.rel_url.raw_path[:200])
+        return _web_response(UNAVAILABLE)
 
 
 def _web_response(response: Response) -> web.Response:
@@ -111,16 +134,19 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
     ``public_base_url`` names it, e.g. ``"https://shop.example/vrm"`` behind a
     reverse proxy.
     """
-    app = web.Application()
+    app = web.Application(middlewares=[_never_500])
     app[VENDOR_KEY] = vendor
     base = public_base_url.rstrip("/") if public_base_url else None
 
     async def discovery(request: web.Request) -> web.Response:
-        if base is not None:
-            inbox = base + "/inbox"
-        else:
-            inbox = str(request.url.origin().join(request.app.router["inbox"].url_for()))
-        document = vendor.discovery(inbox)
+        try:
+            inbox = (base + "/inbox" if base is not None else
+                     str(request.url.origin().join(request.app.router["inbox"].url_for())))
+            document = vendor.discovery(inbox)
+        except (ValueError, UnicodeError):  # pydantic's ValidationError is a ValueError
+            # Without public_base_url the inbox URL comes from the Host header, and
+            # this one makes no valid URL.
+            return _web_response(problem_response(_BAD_HOST, 400))
         return web.Response(body=protocol.dumps(document.to_wire()),
                             content_type="application/json",
                             headers={"Cache-Control": "max-age=300"})

@@ -225,8 +225,43 @@ async def raw_request(inbox: Inbox, head: bytes, chunks: list[bytes], *,
 def head(length: int | None, ctype: str = "application/jose+json") -> bytes:
     framing = (f"Content-Length: {length}" if length is not None
                else "Transfer-Encoding: chunked")
+    # Header bytes are latin-1 (RFC 9110 §5.5), so "\xff" in ctype is the byte 0xff.
     return (f"POST /inbox HTTP/1.1\r\nHost: vendor.test\r\nContent-Type: {ctype}\r\n"
-            f"{framing}\r\n\r\n").encode()
+            f"{framing}\r\n\r\n").encode("latin-1")
+
+
+async def test_a_content_type_that_is_not_utf_8(inbox: Inbox, attacker: Person) -> None:
+    # aiohttp reads the undecodable byte as a lone surrogate; the problem detail
+    # quotes the media type, and must still serialize (it once gave a 500).
+    raw = attacker.message("feedback", {"score": 5})
+    before = inbox.snapshot()
+    answer = await raw_request(inbox, head(len(raw), "application/\xff"), [raw])
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 415"), answer[:200]
+    assert json.loads(body)["type"] == URN + "unsupported-media-type"
+    assert inbox.snapshot() == before
+
+
+@pytest.mark.parametrize("host", [b"a:99999", b"exa mple", b"", b"\xff\xfe"])
+async def test_a_discovery_request_with_a_bad_host(inbox: Inbox, host: bytes) -> None:
+    # The inbox URL in the document is built from Host; a Host that makes no URL
+    # is the client's mistake (400), never a 500.
+    answer = await raw_request(inbox, b"GET /.well-known/vrm HTTP/1.1\r\nHost: " + host
+                               + b"\r\nConnection: close\r\n\r\n", [])
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert json.loads(body)["type"] == URN + "malformed"
+
+
+async def test_anything_unforeseen_is_a_503_never_a_500(inbox: Inbox, monkeypatch) -> None:
+    def broken(inbox_url: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(inbox.vendor, "discovery", broken)
+    resp = await inbox.client.get("/.well-known/vrm")
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "30"
+    assert (await resp.json())["type"] == URN + "unavailable"
 
 
 async def test_a_10_mb_body_is_refused_before_it_is_read(inbox: Inbox) -> None:
