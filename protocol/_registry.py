@@ -15,7 +15,7 @@ core registry is frozen; ``CORE_REGISTRY.extend(...)`` or a new
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TypeVar
 
 from ._errors import UnknownMessageType
@@ -62,6 +62,16 @@ class MessageRegistry(Mapping[str, type[Message]]):
     def extend(self, *models: type[Message]) -> MessageRegistry:
         """A new, open registry with these types and ``models``."""
         return MessageRegistry(*self._types.values(), *models)
+
+    def only(self, names: Iterable[str]) -> MessageRegistry:
+        """A frozen registry of just the types ``names``: what one receiver takes.
+        Every name must be registered here (ValueError otherwise)."""
+        wanted = list(dict.fromkeys(names))
+        missing = [name for name in wanted if name not in self._types]
+        if missing:
+            raise ValueError(f"message types {missing} are not registered; register their "
+                             f"models first")
+        return MessageRegistry(*(self._types[name] for name in wanted), frozen=True)
 
     def lookup(self, name: object, **context: str | None) -> type[Message]:
         """The model for ``name``, or :class:`UnknownMessageType`."""

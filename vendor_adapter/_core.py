@@ -18,7 +18,7 @@ a problem document (the failure is ours and a retry may succeed).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -96,10 +96,18 @@ class InboxCore:
         *,
         clock: Callable[[], datetime],
         registry: protocol.MessageRegistry = protocol.CORE_REGISTRY,
+        accepts: Iterable[str] | None = None,
+        keys: protocol.KeyResolver = protocol.resolve_did_key,
     ) -> None:
         self.key = key
         self.clock = clock
-        self.registry = registry
+        #: The types this inbox takes: ``accepts`` (the discovery document's
+        #: ``types``) out of ``registry``, or all of ``registry``. Any other type is
+        #: answered ``unsupported`` (PROTOCOL.md §4, step 11), before its body is
+        #: checked: an offer or a receipt sent to a vendor, say.
+        self.registry = registry.only(accepts) if accepts is not None else registry
+        #: Resolves a sender's ``kid`` to its public key (did:key needs no lookup).
+        self.keys = keys
 
     # --- the steps ---------------------------------------------------------------
 
@@ -110,7 +118,7 @@ class InboxCore:
             raise protocol.MessageTooLarge(
                 f"a message is at most {protocol.MAX_MESSAGE_BYTES} bytes")
         now = self.clock()
-        message = protocol.parse(body, now=now, keys=protocol.resolve_did_key,
+        message = protocol.parse(body, now=now, keys=self.keys,
                                  recipient=self.key.did, registry=self.registry)
         return Verified(message, body, now)
 

@@ -31,7 +31,9 @@ from ._sink import CrmSink
 
 __all__ = ["Vendor", "SUPPORTED_TYPES"]
 
-#: The types this adapter handles, as listed in the discovery document.
+#: The types this adapter handles: listed in the discovery document, and the only
+#: ones its inbox takes (``Vendor.open(types=...)`` narrows or, with a registry,
+#: extends them).
 SUPPORTED_TYPES: tuple[str, ...] = (
     "relationship.request", "contact.update", "intent", "intent.cancel",
     "preferences.update", "feedback", "relationship.end", "messages.fetch",
@@ -59,7 +61,7 @@ class Vendor:
         self.types = types
         self.sink: CrmSink = sink if sink is not None else SqliteCrm()
         self.crm = CrmView(db, key.did, mapping)
-        self.core = InboxCore(key, clock=clock, registry=registry)
+        self.core = InboxCore(key, clock=clock, registry=registry, accepts=types)
         self.ledger = Ledger(key.did, self.sink, accept_relationship)
         self._closed = False
 

@@ -81,5 +81,18 @@ def test_lookup_of_untrusted_tags(tag):
         CORE_REGISTRY.lookup(tag)
 
 
+def test_only_narrows_a_registry_to_what_one_receiver_takes():
+    registry = CORE_REGISTRY.extend(PointsQuery)
+    narrow = registry.only(["feedback", "x-org.example.loyalty.points", "feedback"])
+    assert list(narrow) == ["feedback", "x-org.example.loyalty.points"]
+    assert narrow.lookup("x-org.example.loyalty.points") is PointsQuery
+    with pytest.raises(protocol.UnknownMessageType):
+        narrow.lookup("offer")
+    with pytest.raises(TypeError, match="frozen"):
+        narrow.register(PointsQuery)
+    with pytest.raises(ValueError, match="not registered"):
+        CORE_REGISTRY.only(["feedback", "x-org.example.loyalty.points"])
+
+
 #: Used by test_schema to check that extension registries get schemas too.
 registry_for_schema = CORE_REGISTRY.extend(PointsQuery)

@@ -149,6 +149,45 @@ async def test_unsupported_type_gets_an_unsupported_receipt(inbox: Inbox) -> Non
     assert receipt["problem"]["type"] == "urn:vrm:problem:unsupported-type"
 
 
+@pytest.mark.parametrize("type_, body", [
+    ("offer", {"summary": "A bike", "price": {"amount": "1.00", "currency": "EUR"}}),
+    ("receipt", {"status": "accepted"}),
+])
+async def test_vendor_to_agent_types_are_not_taken_at_the_inbox(inbox: Inbox, type_: str,
+                                                                body: dict) -> None:
+    person = await inbox.related()
+    before = inbox.snapshot()
+    raw = person.message(type_, body, thread=protocol.new_message_id())
+    receipt = await inbox.send(person, raw, status=422)
+    assert receipt["status"] == "unsupported"
+    assert receipt["problem"]["type"] == "urn:vrm:problem:unsupported-type"
+    assert inbox.snapshot() == before
+
+
+async def test_the_inbox_takes_only_the_types_the_vendor_lists(db_path: str,
+                                                               aiohttp_client) -> None:
+    vendor = Vendor.open(db_path, name="Narrow", passphrase=PASSPHRASE,
+                         types=("relationship.request", "contact.update"))
+    try:
+        client = await aiohttp_client(vrm_app(vendor))
+        discovery = await (await client.get("/.well-known/vrm")).json()
+        assert discovery["types"] == ["relationship.request", "contact.update"]
+        narrow = Inbox(client, vendor, discovery)
+        person = await narrow.related()
+        before = narrow.snapshot()
+        for score in (9, 11):  # an invalid body too: the type is refused first
+            receipt = await narrow.send(person, person.message("feedback", {"score": score}),
+                                        status=422)
+            assert receipt["status"] == "unsupported"
+            assert receipt["problem"]["type"] == "urn:vrm:problem:unsupported-type"
+        assert narrow.snapshot() == before
+        receipt = await narrow.send(person, person.message(
+            "contact.update", {"changes": {"email": "a@example.org"}}))
+        assert receipt["status"] == "accepted"
+    finally:
+        vendor.close()
+
+
 async def test_invalid_body_is_rejected(inbox: Inbox) -> None:
     person = await inbox.related()
     before = inbox.snapshot()
