@@ -9,6 +9,7 @@ Every error that ``protocol`` raises derives from :class:`ProtocolError`::
     │   ├── UnknownKey            urn:vrm:problem:unknown-key         401
     │   ├── MessageTooLarge       urn:vrm:problem:too-large           413
     │   ├── UnsupportedMediaType  urn:vrm:problem:unsupported-media-type 415
+    │   ├── RequestTimeout        urn:vrm:problem:request-timeout     408
     │   ├── Unavailable           urn:vrm:problem:unavailable         503
     │   ├── NotForMe              urn:vrm:problem:not-for-me          422 *
     │   ├── Expired               urn:vrm:problem:expired             422 *
@@ -42,6 +43,7 @@ __all__ = [
     "UnknownKey",
     "MessageTooLarge",
     "UnsupportedMediaType",
+    "RequestTimeout",
     "Unavailable",
     "NotForMe",
     "Expired",
@@ -165,6 +167,12 @@ class UnsupportedMediaType(InvalidMessage):
     pass
 
 
+@_problem("request-timeout", "The message did not arrive in time", 408)
+class RequestTimeout(InvalidMessage):
+    """The body trickled in too slowly; the receiver gave up on the connection.
+    A transport problem, not the message's: the sender retries."""
+
+
 @_problem("unavailable", "The receiver cannot take messages right now", 503)
 class Unavailable(InvalidMessage):
     """Not the sender's fault: the receiver failed or is overloaded. Try again later."""
@@ -215,7 +223,7 @@ PROBLEMS: dict[str, type[InvalidMessage]] = {
     cls.problem: cls
     for cls in (
         MalformedMessage, BadSignature, UnknownKey, MessageTooLarge,
-        UnsupportedMediaType, Unavailable, NotForMe, Expired, NotYetValid,
+        UnsupportedMediaType, RequestTimeout, Unavailable, NotForMe, Expired, NotYetValid,
         UnknownRelationship, RelationshipRefused, UnknownMessageType, InvalidBody,
     )
 }

@@ -44,8 +44,7 @@ class InboxLimits:
 
 _TOO_LARGE = protocol.MessageTooLarge(
     f"a message is at most {protocol.MAX_MESSAGE_BYTES} bytes").to_problem()
-_TIMEOUT = {"type": "about:blank", "title": "Request Timeout", "status": 408,
-            "detail": "the message body did not arrive in time"}
+_TIMEOUT = protocol.RequestTimeout("the message body did not arrive in time").to_problem()
 _INCOMPLETE = protocol.MalformedMessage("the message body ended early").to_problem()
 
 

@@ -349,7 +349,8 @@ def test_replay_is_reported_with_the_verified_message():
 def test_every_problem_has_a_stable_urn_and_status():
     expected = {
         "malformed": 400, "bad-signature": 401, "unknown-key": 401, "too-large": 413,
-        "unsupported-media-type": 415, "unavailable": 503, "not-for-me": 422, "expired": 422,
+        "unsupported-media-type": 415, "request-timeout": 408, "unavailable": 503,
+        "not-for-me": 422, "expired": 422,
         "not-yet-valid": 422, "unknown-relationship": 422, "relationship-refused": 422,
         "unsupported-type": 422, "invalid-body": 422,
     }

@@ -300,5 +300,6 @@ async def test_a_slow_client_times_out(inbox: Inbox, attacker: Person) -> None:
     answer = await raw_request(inbox, head(len(raw)), [bytes([b]) for b in raw[:40]],
                                pause=0.2)
     assert answer.startswith(b"HTTP/1.1 408")
+    assert (URN + "request-timeout").encode() in answer
     assert b"Connection: close" in answer  # the server let go of the connection
     assert inbox.snapshot() == before
