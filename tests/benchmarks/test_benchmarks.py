@@ -1,0 +1,34 @@
+"""The benchmarks still run and still check their own results (small sizes, as
+real processes). Their timings are never asserted: they go in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_benchmark(*args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_broadcast_delivers_to_every_vendor_in_parallel_and_in_series() -> None:
+    result = run_benchmark("benchmarks.broadcast", "--vendors", "30", "--skip-limits")
+    assert result["vendors"] == 30
+    assert result["delivered"] == 30 and result["serial_delivered"] == 30
+    assert result["attempts"] == 30 and result["errors"] == []
+    for name in ("wall_s", "serial_wall_s", "agent_cpu_ms_per_msg", "vendor_cpu_ms_per_msg"):
+        assert result[name] > 0
+
+
+def test_inbox_benchmark_counts_only_accepted_messages() -> None:
+    result = run_benchmark("benchmarks.inbox", "--messages", "60", "--people", "6",
+                           "--skip-limits")
+    assert result["messages"] == result["accepted"] == 60
+    assert result["per_core_messages_per_s"] > 0
