@@ -49,19 +49,24 @@ class DiscoveryDocument(BaseModel):
         return self.model_dump(mode="json")
 
 
-def origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of an http(s) URL (RFC 6454 §4)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise DiscoveryError(f"{url[:200]!r} is not an http or https URL")
-    if parts.username is not None or parts.password is not None:
-        raise DiscoveryError(f"{url[:200]!r} carries credentials")
+def origin(url: object) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL (RFC 6454 §4), or :class:`DiscoveryError`."""
+    if not isinstance(url, str):
+        raise DiscoveryError(f"a URL is a string, not {type(url).__name__}")
+    # urlsplit and its properties raise ValueError on a bad IPv6 literal
+    # ("https://[::1/x") or port; the URL may come from a vendor's document.
     try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not hostname:
+            raise DiscoveryError(f"{url[:200]!r} is not an http or https URL")
+        if parts.username is not None or parts.password is not None:
+            raise DiscoveryError(f"{url[:200]!r} carries credentials")
         port = parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError:
-        raise DiscoveryError(f"{url[:200]!r} has a bad port") from None
-    return scheme, parts.hostname.lower(), port
+    except ValueError as exc:
+        raise DiscoveryError(f"{url[:200]!r} is not a usable URL: {exc}") from None
+    return scheme, hostname.lower(), port
 
 
 def same_origin(a: str, b: str) -> bool:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from protocol import DiscoveryError, SigningKey, parse_discovery, same_origin
+from protocol import DiscoveryError, SigningKey, origin, parse_discovery, same_origin
 
 
 def document(key: SigningKey, **changes) -> bytes:
@@ -78,3 +78,28 @@ def test_private_material_in_any_other_key_is_refused():
 def test_not_a_document(raw):
     with pytest.raises(DiscoveryError):
         parse_discovery(raw, url=URL)
+
+
+@pytest.mark.parametrize("inbox", [
+    "https://[::1/inbox",            # an unclosed IPv6 literal: urlsplit raises ValueError
+    "https://[zz]/inbox",            # not an address at all
+    "https://a]b/inbox",
+    "https://shop.example:99999/inbox",
+    "https://shop.example:-1/inbox",
+])
+def test_inbox_urls_that_urlsplit_cannot_read(inbox):
+    with pytest.raises(DiscoveryError, match="URL"):
+        parse_discovery(document(SigningKey.generate(), inbox=inbox), url=URL)
+
+
+@pytest.mark.parametrize("url", ["https://[::1/.well-known/vrm", "ftp://shop.example/x", "",
+                                 None, 7, b"https://shop.example/.well-known/vrm"])
+def test_a_broken_document_url_is_a_discovery_error(url):
+    with pytest.raises(DiscoveryError):
+        parse_discovery(document(SigningKey.generate()), url=url)
+
+
+@pytest.mark.parametrize("url", ["https://[::1/x", None, "https://[zz]/", "http://h:65536/"])
+def test_origin_of_a_broken_url_is_a_discovery_error(url):
+    with pytest.raises(DiscoveryError):
+        origin(url)
