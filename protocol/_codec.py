@@ -36,7 +36,7 @@ from ._errors import (
 from ._ijson import dumps, loads
 from ._jws import MAX_MESSAGE_BYTES, sign_payload, verify_jws
 from ._keys import KeyResolver, SigningKey
-from ._messages import WIRE, Envelope, FlattenedJWS, Message
+from ._messages import Envelope, FlattenedJWS, Message
 from ._registry import CORE_REGISTRY, MessageRegistry
 from ._time import utc
 
@@ -123,12 +123,12 @@ def parse(
     body_error: ValidationError | None = None
     if model is not None:
         try:
-            message = envelope = model.model_validate(data, context=WIRE)
+            message = envelope = model.from_wire(data)
         except ValidationError as exc:
             body_error = exc
     if message is None:
         try:
-            envelope = Envelope.model_validate(data)
+            envelope = Envelope.from_wire(data)
         except ValidationError as exc:
             raise MalformedMessage(
                 f"the envelope is invalid: {describe_validation_error(exc)}",

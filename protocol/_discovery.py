@@ -82,7 +82,8 @@ def parse_discovery(raw: bytes, *, url: str) -> DiscoveryDocument:
     """
     try:
         data = loads(raw, what="the discovery document")
-        document = DiscoveryDocument.model_validate(data)
+        # Wire names only, like every model read from the wire (see WireModel).
+        document = DiscoveryDocument.model_validate(data, by_alias=True, by_name=False)
     except InvalidMessage as exc:
         raise DiscoveryError(str(exc)) from None
     except ValidationError as exc:

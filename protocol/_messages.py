@@ -11,7 +11,7 @@ nulls survive a round trip and absent members stay absent.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args
+from typing import Annotated, Any, ClassVar, Literal, Self, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -58,9 +58,21 @@ WIRE: dict[str, bool] = {"wire": True}
 
 
 class WireModel(BaseModel):
-    """Base of every wire model: strict, frozen, closed."""
+    """Base of every wire model: strict, frozen, closed.
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+    A member with a wire name that Python cannot use (``from``) has an alias.
+    Python code builds models by the field name (``sender=``); a payload read from
+    the wire must use the wire name only (:meth:`from_wire`), so that
+    ``{"sender": ...}`` is an unknown member there, not a second spelling of ``from``.
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True,
+                              validate_by_name=True, validate_by_alias=True)
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Self:
+        """Validate a payload (or part of one) received from the wire: wire names only."""
+        return cls.model_validate(data, context=WIRE, by_alias=True, by_name=False)
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready dict of exactly the members that were set."""

@@ -362,3 +362,28 @@ def test_every_problem_has_a_stable_urn_and_status():
         assert issubclass(cls, protocol.ProtocolError)
         assert protocol.problem_name(problem["type"]) == name
     assert protocol.problem_name("about:blank") is None and protocol.problem_name(None) is None
+
+
+# --- wire names ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("type_", ["feedback", "receipt"])
+def test_from_is_the_only_wire_name_of_the_sender(type_):
+    # Python builds models with sender=...; on the wire only "from" is the sender.
+    data = payload(type_)
+    data["sender"] = data.pop("from")
+    with pytest.raises(MalformedMessage, match="from"):
+        read(signed(data, AGENT))
+    data["from"] = data["sender"]  # both: "sender" is an unknown member
+    with pytest.raises((MalformedMessage, InvalidBody), match="sender"):
+        read(signed(data, AGENT))
+
+
+def test_python_code_builds_models_by_field_name_and_from_wire_by_wire_name():
+    message = protocol.Feedback(id="m1", sender=AGENT.did, to=VENDOR.did, created=NOW,
+                                body=protocol.FeedbackBody(score=3))
+    wire = message.to_wire()
+    assert wire["from"] == AGENT.did and "sender" not in wire
+    assert protocol.Feedback.from_wire(wire) == message
+    with pytest.raises(ValueError):
+        protocol.Feedback.from_wire({**{k: v for k, v in wire.items() if k != "from"},
+                                     "sender": AGENT.did})
