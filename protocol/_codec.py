@@ -4,9 +4,10 @@
 returns a verified, typed message or raises one :class:`ProtocolError`:
 
 1. size, JSON and JWS shape, the protected header      -> malformed / too-large
-2. the key named by ``kid``, then the signature        -> unknown-key / bad-signature
+2. ``kid`` is a did:key kid; the resolver's key for it -> unknown-key
+   (and it is that very key), then the signature       -> bad-signature
 3. the payload (I-JSON) and its envelope               -> malformed
-4. ``from`` is the signer's DID                        -> bad-signature
+4. ``from`` is the DID that ``kid`` names              -> bad-signature
 5. ``to`` is the receiver                              -> not-for-me
 6. ``created`` not in the future, not yet ``expires``  -> not-yet-valid / expired
 7. the type is registered, the body fits its model     -> unsupported-type / invalid-body
@@ -132,10 +133,10 @@ def parse(
         except ValidationError as exc:
             raise MalformedMessage(
                 f"the envelope is invalid: {describe_validation_error(exc)}",
-                sender=verified.key.did,
+                sender=verified.signer,
             ) from None
-    if envelope.sender != verified.key.did:
-        raise BadSignature("from is not the DID of the key that signed the message")
+    if envelope.sender != verified.signer:
+        raise BadSignature("from is not the DID of the kid that signed the message")
     context = {"sender": envelope.sender, "message_id": envelope.id,
                "message_type": envelope.type}
     if envelope.to != recipient:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ._b64 import b64url_decode, b64url_encode
+from ._didkey import did_from_kid
 from ._errors import BadSignature, MalformedMessage, MessageTooLarge, UnknownKey
 from ._ijson import loads
 
@@ -63,7 +64,10 @@ def sign_payload(payload: bytes, key: SigningKey) -> bytes:
 class VerifiedJWS:
     header: dict[str, Any]
     payload: bytes
+    #: The key that verified the signature; its kid is the header's kid.
     key: PublicKey
+    #: The DID the header's kid names: the only ``from`` the payload may carry.
+    signer: str
 
 
 def split_jws(jws: object) -> tuple[str, str, str]:
@@ -108,12 +112,15 @@ _CACHED_HEADER_LENGTH = 512
 
 
 @lru_cache(maxsize=8192)
-def _read_header(protected_b64: str) -> tuple[dict[str, Any], str]:
-    """Decode and check a protected header; return it and its kid. Refusals raise
-    (and so are never cached); callers copy the header before handing it out."""
+def _read_header(protected_b64: str) -> tuple[dict[str, Any], str, str]:
+    """Decode and check a protected header; return it, its kid and the kid's DID.
+    Refusals raise (and so are never cached); callers copy the header before
+    handing it out."""
     header = loads(b64url_decode(protected_b64, what="protected"), what="the protected header")
     _, kid = check_header(header)
-    return header, kid
+    # The kid must be <did:key>#<its key> whatever key resolver the caller uses:
+    # the DID it names is the sender the payload must claim (PROTOCOL.md §1, §4).
+    return header, kid, did_from_kid(kid)
 
 
 def verify_jws(raw: bytes, keys: KeyResolver) -> VerifiedJWS:
@@ -126,17 +133,21 @@ def verify_jws(raw: bytes, keys: KeyResolver) -> VerifiedJWS:
         raise MessageTooLarge(f"a message is at most {MAX_MESSAGE_BYTES} bytes")
     protected_b64, payload_b64, signature_b64 = split_jws(loads(raw, what="the message"))
     if len(protected_b64) <= _CACHED_HEADER_LENGTH:
-        header, kid = _read_header(protected_b64)
+        header, kid, signer = _read_header(protected_b64)
         header = dict(header)
     else:
-        header, kid = _read_header.__wrapped__(protected_b64)
+        header, kid, signer = _read_header.__wrapped__(protected_b64)
     key = keys(kid)
     if key is None:
         raise UnknownKey(f"key {kid[:100]!r} is not known here")
+    if key.kid != kid:
+        # A resolver that answers with some other key must not let that key
+        # sign in the name of the DID the kid names.
+        raise UnknownKey(f"the key found for {kid[:100]!r} is another key ({key.kid[:100]!r})")
     payload = b64url_decode(payload_b64, what="payload")
     if not verify_signature(protected_b64, payload_b64, signature_b64, key):
         raise BadSignature("the signature does not verify with the sender's key")
-    return VerifiedJWS(header, payload, key)
+    return VerifiedJWS(header, payload, key, signer)
 
 
 def verify_signature(protected_b64: str, payload_b64: str, signature_b64: str,

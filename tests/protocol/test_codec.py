@@ -387,3 +387,31 @@ def test_python_code_builds_models_by_field_name_and_from_wire_by_wire_name():
     with pytest.raises(ValueError):
         protocol.Feedback.from_wire({**{k: v for k, v in wire.items() if k != "from"},
                                      "sender": AGENT.did})
+
+
+# --- the kid names the sender, whatever the key resolver --------------------------------
+
+@pytest.mark.parametrize("kid", [
+    "https://x/y", "did:web:example.com#key-1", "key-1", VENDOR.did,
+    f"{AGENT.did}#key-1",                      # a did:key with some other fragment
+])
+def test_a_kid_that_is_not_a_did_key_kid_is_refused_even_by_a_lenient_resolver(kid):
+    raw = raw_jws({"alg": "Ed25519", "kid": kid, "typ": "vrm+json"}, payload(), AGENT)
+    with pytest.raises(UnknownKey):
+        read(raw, keys=lambda _kid: AGENT.public)
+
+
+def test_a_resolver_that_answers_with_another_key_is_refused():
+    other = SigningKey.generate()
+    # The kid names OTHER; the resolver hands back AGENT's key, which signed it.
+    raw = raw_jws(header_for(AGENT, kid=other.kid), payload(), AGENT)
+    with pytest.raises(UnknownKey, match="another key"):
+        read(raw, keys=lambda _kid: AGENT.public)
+
+
+def test_from_must_be_the_did_of_the_kid():
+    other = SigningKey.generate()
+    raw = raw_jws(header_for(AGENT),
+                  envelope(other.did, VENDOR.did, "feedback", {"score": 1}), AGENT)
+    with pytest.raises(BadSignature, match="from"):
+        read(raw, keys=lambda _kid: AGENT.public)
