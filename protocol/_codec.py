@@ -101,7 +101,7 @@ def describe_validation_error(exc: ValidationError, *, limit: int = 3) -> str:
 
 
 def parse(
-    raw: bytes,
+    raw: bytes | bytearray | memoryview,
     *,
     now: datetime,
     keys: KeyResolver,
@@ -109,7 +109,11 @@ def parse(
     seen: SeenCheck | None = None,
     registry: MessageRegistry = CORE_REGISTRY,
 ) -> Message:
-    """Verify and read a received message. See the module docstring for the checks."""
+    """Verify and read a received message. See the module docstring for the checks.
+
+    ``raw`` is the bytes received (bytes, bytearray or memoryview); anything else,
+    a str included, is :class:`MalformedMessage`.
+    """
     now = utc(now)
     verified = verify_jws(raw, keys)
     if len(verified.payload) > MAX_PAYLOAD_BYTES:  # pragma: no cover - bounded by the JWS size

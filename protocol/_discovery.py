@@ -73,7 +73,7 @@ def same_origin(a: str, b: str) -> bool:
     return origin(a) == origin(b)
 
 
-def parse_discovery(raw: bytes, *, url: str) -> DiscoveryDocument:
+def parse_discovery(raw: bytes | bytearray | memoryview, *, url: str) -> DiscoveryDocument:
     """Read the document fetched from ``url`` and check that it is safe to use.
 
     The inbox must be on the document's own origin: otherwise a document could

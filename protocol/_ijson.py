@@ -16,7 +16,7 @@ from typing import Any
 
 from ._errors import MalformedMessage
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "loads", "dumps"]
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "as_bytes", "loads", "dumps"]
 
 #: Deepest nesting of objects and arrays accepted.
 MAX_DEPTH = 32
@@ -103,8 +103,20 @@ def _check_string(text: str) -> None:
             raise MalformedMessage("string holds an unpaired surrogate (RFC 7493 §2.1)") from None
 
 
-def loads(data: bytes, *, what: str = "JSON text") -> dict[str, Any]:
+def as_bytes(data: object, *, what: str) -> bytes:
+    """``data`` as bytes: bytes, bytearray and memoryview are accepted, anything
+    else (a str above all: its bytes are not the ones that were signed) is refused."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise MalformedMessage(
+        f"{what} must be bytes, bytearray or memoryview, not {type(data).__name__}")
+
+
+def loads(data: bytes | bytearray | memoryview, *, what: str = "JSON text") -> dict[str, Any]:
     """Parse ``data`` as an I-JSON object, or raise :class:`MalformedMessage`."""
+    data = as_bytes(data, what=what)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._b64 import b64url_decode, b64url_encode
 from ._didkey import did_from_kid
 from ._errors import BadSignature, MalformedMessage, MessageTooLarge, UnknownKey
-from ._ijson import loads
+from ._ijson import as_bytes, loads
 
 if TYPE_CHECKING:
     from ._keys import KeyResolver, PublicKey, SigningKey
@@ -123,12 +123,13 @@ def _read_header(protected_b64: str) -> tuple[dict[str, Any], str, str]:
     return header, kid, did_from_kid(kid)
 
 
-def verify_jws(raw: bytes, keys: KeyResolver) -> VerifiedJWS:
+def verify_jws(raw: bytes | bytearray | memoryview, keys: KeyResolver) -> VerifiedJWS:
     """Check a flattened JWS and return its header, payload bytes and key.
 
     Refusals are ordered cheapest first: size, JSON, shape, header, key, and
     only then the signature.
     """
+    raw = as_bytes(raw, what="a message")
     if len(raw) > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(f"a message is at most {MAX_MESSAGE_BYTES} bytes")
     protected_b64, payload_b64, signature_b64 = split_jws(loads(raw, what="the message"))
@@ -155,5 +156,10 @@ def verify_signature(protected_b64: str, payload_b64: str, signature_b64: str,
     """Check an Ed25519 JWS signature over the base64url text exactly as received:
     the signing input is ASCII(protected) || '.' || ASCII(payload) (RFC 7515 §5.2)."""
     signature = b64url_decode(signature_b64, what="signature")
-    signing_input = f"{protected_b64}.{payload_b64}".encode("ascii")
+    if not (isinstance(protected_b64, str) and isinstance(payload_b64, str)):
+        raise MalformedMessage("JWS members must be strings")
+    try:
+        signing_input = f"{protected_b64}.{payload_b64}".encode("ascii")
+    except UnicodeEncodeError:
+        raise MalformedMessage("JWS members must be base64url text") from None
     return len(signature) == 64 and key.verify(signature, signing_input)

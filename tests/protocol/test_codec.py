@@ -415,3 +415,25 @@ def test_from_must_be_the_did_of_the_kid():
                   envelope(other.did, VENDOR.did, "feedback", {"score": 1}), AGENT)
     with pytest.raises(BadSignature, match="from"):
         read(raw, keys=lambda _kid: AGENT.public)
+
+
+# --- what parse() takes -----------------------------------------------------------------
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])
+def test_parse_takes_bytes_bytearray_and_memoryview(wrap):
+    raw = signed(payload(), AGENT)
+    assert read(wrap(raw)).type == "feedback"
+
+
+@pytest.mark.parametrize("value", [
+    None, 7, 1.5, ["x"], {"protected": "a"}, object(),
+    '{"protected":"a","payload":"b","signature":"c"}',  # str: not the bytes that were signed
+])
+def test_parse_refuses_what_is_not_bytes(value):
+    with pytest.raises(MalformedMessage, match="bytes"):
+        read(value)
+
+
+def test_a_str_holding_a_valid_message_is_refused_too():
+    with pytest.raises(MalformedMessage, match="not str"):
+        read(signed(payload(), AGENT).decode())

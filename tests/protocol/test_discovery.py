@@ -103,3 +103,15 @@ def test_a_broken_document_url_is_a_discovery_error(url):
 def test_origin_of_a_broken_url_is_a_discovery_error(url):
     with pytest.raises(DiscoveryError):
         origin(url)
+
+
+@pytest.mark.parametrize("wrap", [bytearray, memoryview])
+def test_parse_discovery_takes_bytes_like_objects(wrap):
+    key = SigningKey.generate()
+    assert parse_discovery(wrap(document(key)), url=URL).id == key.did
+
+
+@pytest.mark.parametrize("raw", [None, 5, "{}", ["x"]])
+def test_parse_discovery_refuses_what_is_not_bytes(raw):
+    with pytest.raises(DiscoveryError, match="bytes"):
+        parse_discovery(raw, url=URL)

@@ -67,3 +67,11 @@ def test_deep_arrays_are_refused():
 
 def test_dumps_is_compact_utf8():
     assert dumps({"a": "é", "b": [1, None]}) == '{"a":"é","b":[1,null]}'.encode()
+
+
+def test_loads_takes_bytes_like_objects_and_refuses_the_rest():
+    assert loads(memoryview(b'{"a": 1}')) == {"a": 1}
+    assert loads(bytearray(b'{"a": 1}')) == {"a": 1}
+    for value in ('{"a": 1}', None, 3):
+        with pytest.raises(MalformedMessage, match="bytes"):
+            loads(value)

@@ -9,7 +9,14 @@ from __future__ import annotations
 import pytest
 
 import protocol
-from protocol import PublicKey, SigningKey, b64url_decode, b64url_encode, verify_signature
+from protocol import (
+    MalformedMessage,
+    PublicKey,
+    SigningKey,
+    b64url_decode,
+    b64url_encode,
+    verify_signature,
+)
 
 # RFC 8037 §A.1
 A1_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
@@ -52,3 +59,11 @@ def test_a4_jws_fails_when_any_part_changes(tamper):
     value = parts[tamper]
     parts[tamper] = value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1]
     assert not verify_signature(parts["protected"], parts["payload"], parts["signature"], public)
+
+
+@pytest.mark.parametrize("protected, payload", [("é", A4_PAYLOAD), (A4_PROTECTED, None),
+                                                (b"eyJ", A4_PAYLOAD)])
+def test_verify_signature_refuses_members_that_are_not_base64url_text(protected, payload):
+    public = PublicKey(b64url_decode(A1_X))
+    with pytest.raises(MalformedMessage):
+        verify_signature(protected, payload, A4_SIGNATURE, public)
