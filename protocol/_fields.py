@@ -48,23 +48,34 @@ Did = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_did
 RecipientId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")]
 #: A non-negative decimal amount as a string: "199.00". Never a JSON number.
 Amount = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,6})?$")]
-#: ISO 4217 alphabetic currency code.
+#: ISO 4217 alphabetic currency code, checked for shape only (three upper-case
+#: letters): whether a code is assigned is the receiver's business, so a newly
+#: assigned code never breaks the wire format.
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-#: ISO 3166-1 alpha-2 country code.
+#: ISO 3166-1 alpha-2 country code, checked for shape only (two upper-case letters),
+#: for the same reason.
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 #: E.164 telephone number.
 Phone = Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{1,14}$")]
-#: An addr-spec, checked loosely: one @, no spaces, a dot in the domain.
-Email = Annotated[str, StringConstraints(max_length=254,
-                                         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-#: A BCP 47 language tag, checked for shape.
-Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")]
+#: An addr-spec, checked for shape only: one @, a dot after it, and no spaces or
+#: control characters (C0, DEL, C1) anywhere. At most 254 characters (RFC 5321 §4.5.3.1.3).
+Email = Annotated[str, StringConstraints(
+    max_length=254,
+    pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$")]
+#: A BCP 47 language tag (RFC 5646 §2.1), checked for shape: a 2-8 letter language
+#: and subtags of 1-8 letters or digits, or a private-use tag (``x-klingon``), or an
+#: irregular grandfathered one (``i-klingon``). At most 64 characters.
+Language = Annotated[str, StringConstraints(
+    max_length=64,
+    pattern=r"^(?:[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*|[xXiI](?:-[A-Za-z0-9]{1,8})+)$")]
 #: A URL for people to follow.
 Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")]
 #: A term id from a public roster, like "myterms:nostalking".
 TermId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]*:[\x21-\x7e]{1,200}$")]
 #: A category or other short label.
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+#: A person's given or family name.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 #: Short free text.
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 #: Longer free text.

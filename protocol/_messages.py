@@ -25,6 +25,7 @@ from ._fields import (
     Label,
     Language,
     MessageId,
+    Name,
     Phone,
     Quantity,
     RecipientId,
@@ -92,8 +93,8 @@ class PostalAddress(WireModel):
 class Profile(WireModel):
     """The profile fields a person may share with a vendor."""
 
-    given_name: ShortText | None = None
-    family_name: ShortText | None = None
+    given_name: Name | None = None
+    family_name: Name | None = None
     email: Email | None = None
     phone: Phone | None = None
     postal_address: PostalAddress | None = None
