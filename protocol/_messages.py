@@ -183,7 +183,9 @@ class Message(Envelope):
 
     #: The message type, e.g. "contact.update"; set on each subclass.
     message_type: ClassVar[str] = ""
-    #: Whether ``thread`` must name the message this one answers.
+    #: Whether ``thread`` must name the message this one answers. A type that
+    #: declares ``thread: MessageId`` (required) gets True; an extension may also
+    #: just set it.
     requires_thread: ClassVar[bool] = False
 
     @classmethod
@@ -192,6 +194,8 @@ class Message(Envelope):
         literal = get_args(cls.model_fields["type"].annotation)
         if len(literal) == 1 and isinstance(literal[0], str):
             cls.message_type = literal[0]
+        if cls.model_fields["thread"].is_required():
+            cls.requires_thread = True
 
     @model_validator(mode="before")
     @classmethod
@@ -272,8 +276,8 @@ class IntentCancel(Message):
     """Agent to vendor: withdraw the intent named in ``thread``."""
 
     type: Literal["intent.cancel"]
+    thread: MessageId
     body: IntentCancelBody
-    requires_thread: ClassVar[bool] = True
 
 
 class Price(WireModel):
@@ -292,8 +296,8 @@ class Offer(Message):
     """Vendor to agent: an offer answering the intent named in ``thread``."""
 
     type: Literal["offer"]
+    thread: MessageId
     body: OfferBody
-    requires_thread: ClassVar[bool] = True
 
 
 class Channels(WireModel):
@@ -380,8 +384,10 @@ class Receipt(Message):
     """Vendor to agent: the signed outcome of the message named in ``thread``."""
 
     type: Literal["receipt"]
+    # Always present: a receipt is sent only for an authenticated message whose
+    # envelope (and so its id) could be read; anything less gets a problem document.
+    thread: MessageId
     body: ReceiptBody
-    requires_thread: ClassVar[bool] = False  # a receipt for an unreadable message has none
 
 
 CORE_MESSAGE_TYPES: tuple[type[Message], ...] = (

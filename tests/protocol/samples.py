@@ -29,4 +29,4 @@ SAMPLE_BODIES: dict[str, dict] = {
 }
 
 #: Types whose ``thread`` must name the message they answer.
-THREADED = {"intent.cancel", "offer"}
+THREADED = {"intent.cancel", "offer", "receipt"}

@@ -105,7 +105,7 @@ def test_sign_refuses_a_message_too_large_for_the_wire():
         body=protocol.RelationshipRequestBody(terms=[f"myterms:{'t' * 190}{i}" for i in range(32)]))
     assert len(protocol.encode_payload(big)) < protocol.MAX_PAYLOAD_BYTES
     sign(big, AGENT)  # fits
-    receipt = protocol.Receipt(
+    receipt = protocol.Receipt(thread="m1",
         id="r", sender=AGENT.did, to=VENDOR.did, created=NOW,
         body=protocol.ReceiptBody(status="accepted", messages=[
             protocol.FlattenedJWS(protected="a", payload="b" * 1000, signature="c")] * 60))
@@ -466,3 +466,19 @@ def test_a_respelled_member_is_refused(member):
     jws[member] = respell_last_character(jws[member])
     with pytest.raises(MalformedMessage, match="canonical"):
         read(json.dumps(jws).encode())
+
+
+@pytest.mark.parametrize("type_", sorted(THREADED))
+def test_answers_must_name_their_thread_in_python_too(type_):
+    model = protocol.CORE_REGISTRY[type_]
+    assert model.requires_thread
+    body = model.model_fields["body"].annotation.from_wire(SAMPLE_BODIES[type_])
+    with pytest.raises(ValueError, match="thread"):
+        model(id="m1", sender=AGENT.did, to=VENDOR.did, created=NOW, body=body)
+    with pytest.raises(InvalidBody, match="thread"):
+        read(signed(payload(type_, thread=None), AGENT))
+
+
+def test_only_answers_require_a_thread():
+    assert {name for name, model in protocol.CORE_REGISTRY.items()
+            if model.requires_thread} == THREADED
