@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import sqlite3
 import threading
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ._errors import StorageError
+from ._errors import NotAVendorDatabase, StorageError
 from ._schema import migrate
 from ._writer import GroupCommitWriter, connect
 
@@ -32,6 +33,36 @@ def _purge_expired(conn: sqlite3.Connection) -> None:
     # refuses the message as expired anyway, so the id can go.
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     conn.execute("DELETE FROM vrm_seen WHERE expires < ?", (now,))
+
+
+def _probe_vendor_database(real: str, path: str) -> None:
+    """Refuse, without writing a byte, a file that holds no vendor yet (``real`` is
+    its absolute path, ``path`` the one the caller gave, for the message).
+
+    Opened read-only (``mode=ro``): no journal mode switch, no migration, no
+    keystore row, no -wal file. Used for ``create=False`` (the CLI's ``crm`` and
+    ``offer``), so that pointing them at the wrong file changes nothing.
+    """
+    refusal = (f"{path} is not a vendor database; "
+               f"create one with `vrm-vendor serve --db {path}`")
+    if not os.path.isfile(real) or os.path.getsize(real) == 0:
+        raise NotAVendorDatabase(refusal)
+    try:
+        probe = sqlite3.connect(f"{pathlib.Path(real).as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open {path}: {exc}") from exc
+    try:
+        tables = {row[0] for row in probe.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"vrm_keystore", "vrm_vendor"} <= tables:
+            raise NotAVendorDatabase(refusal)
+        if probe.execute("SELECT 1 FROM vrm_vendor LIMIT 1").fetchone() is None:
+            raise NotAVendorDatabase(f"{path} holds no vendor yet; "
+                                     f"create one with `vrm-vendor serve --db {path}`")
+    except sqlite3.Error as exc:  # not SQLite at all, or damaged
+        raise NotAVendorDatabase(f"{refusal} ({exc})") from exc
+    finally:
+        probe.close()
 
 
 class Database:
@@ -57,7 +88,9 @@ class Database:
         self.sealers: dict[bytes, Any] = {}
 
     @classmethod
-    def acquire(cls, path: str | os.PathLike[str]) -> Database:
+    def acquire(cls, path: str | os.PathLike[str], *, create: bool = True) -> Database:
+        """The shared handle on ``path``. With ``create=False`` the file must
+        already hold a vendor (``NotAVendorDatabase`` otherwise, nothing written)."""
         real = os.path.realpath(os.fspath(path))
         with _OPEN_LOCK:
             db = _OPEN.get(real)
@@ -65,6 +98,8 @@ class Database:
                 directory = os.path.dirname(real)
                 if not os.path.isdir(directory):
                     raise StorageError(f"the directory {directory} does not exist")
+                if not create:
+                    _probe_vendor_database(real, os.fspath(path))
                 db = _OPEN[real] = cls(real)
             db._refs += 1
             return db

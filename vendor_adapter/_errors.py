@@ -4,6 +4,7 @@
     ├── PassphraseError      the vendor key store needs a (correct) passphrase
     ├── VendorNotFound       the database holds no vendor with that name, or several
     ├── StorageError         the SQLite database could not be opened or written
+    │   └── NotAVendorDatabase   opened without create, the file holds no vendor
     ├── ClosedError          the vendor (or its writer) was used after close()
     └── OfferError           an offer cannot be made as asked
         └── LeadNotFound     no lead with that id belongs to this vendor
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "VendorAdapterError", "PassphraseError", "VendorNotFound", "StorageError",
-    "ClosedError", "OfferError", "LeadNotFound",
+    "NotAVendorDatabase", "ClosedError", "OfferError", "LeadNotFound",
 ]
 
 
@@ -36,6 +37,11 @@ class VendorNotFound(VendorAdapterError):
 
 class StorageError(VendorAdapterError):
     """The SQLite database could not be opened, migrated or written."""
+
+
+class NotAVendorDatabase(StorageError):
+    """Opened with ``create=False``, the file is missing, empty, not SQLite, or holds
+    no vendor: it was refused before anything was written to it."""
 
 
 class ClosedError(VendorAdapterError):

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import protocol
 
 from ._database import Database
-from ._errors import PassphraseError, VendorNotFound
+from ._errors import NotAVendorDatabase, PassphraseError, VendorNotFound
 
 __all__ = ["open_identity", "DEFAULT_NAME", "PASSPHRASE_ENV"]
 
@@ -37,7 +37,7 @@ def _digest(passphrase: str, salt: object = "") -> bytes:
     return hashlib.sha256(f"{salt}\0{passphrase}".encode()).digest()
 
 
-def _sealer(db: Database, passphrase: str | None) -> protocol.KeySealer:
+def _sealer(db: Database, passphrase: str | None, *, create: bool) -> protocol.KeySealer:
     if not passphrase:
         raise PassphraseError(
             f"the vendor key in {db.path} is sealed with a passphrase: pass passphrase= "
@@ -45,6 +45,9 @@ def _sealer(db: Database, passphrase: str | None) -> protocol.KeySealer:
         )
     rows = db.read("SELECT params FROM vrm_keystore WHERE id = 1")
     if not rows:
+        if not create:  # only a file that holds a vendor is opened without create
+            raise NotAVendorDatabase(f"{db.path} holds no vendor key store; "
+                                     f"create a vendor with `vrm-vendor serve --db {db.path}`")
         with _CREATED_LOCK:
             sealer = _CREATED.get(_digest(passphrase))
             if sealer is None:
@@ -73,7 +76,7 @@ def _sealer(db: Database, passphrase: str | None) -> protocol.KeySealer:
 def open_identity(db: Database, *, name: str | None, passphrase: str | None,
                   create: bool = True) -> tuple[protocol.SigningKey, str]:
     """The vendor's key and name: the one named ``name``, created if missing."""
-    sealer = _sealer(db, passphrase)
+    sealer = _sealer(db, passphrase, create=create)
     if name is not None:
         rows = db.read("SELECT did, name, sealed_key FROM vrm_vendor WHERE name = ?", (name,))
     else:

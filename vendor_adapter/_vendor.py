@@ -84,9 +84,11 @@ class Vendor:
         database, the schema and the identity (a sealed key) if missing.
 
         ``name`` may be omitted when the file holds one vendor (or none yet).
-        With ``create=False`` a missing identity is an error (``VendorNotFound``).
+        With ``create=False`` nothing is created: a file that is missing, empty or
+        holds no vendor is refused before anything is written to it
+        (``NotAVendorDatabase``), and a missing name is ``VendorNotFound``.
         """
-        db = Database.acquire(path)
+        db = Database.acquire(path, create=create)
         try:
             key, actual = open_identity(db, name=name, passphrase=passphrase, create=create)
         except BaseException:

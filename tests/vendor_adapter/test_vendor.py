@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 
 import pytest
 
 import protocol
-from vendor_adapter import PassphraseError, Vendor, VendorNotFound
-from vendor_adapter._errors import ClosedError
+from vendor_adapter import PassphraseError, Vendor, VendorAdapterError, VendorNotFound
+from vendor_adapter._errors import ClosedError, NotAVendorDatabase
 
 from .conftest import PASSPHRASE, Person
 
@@ -143,3 +144,72 @@ def test_expired_message_ids_are_purged(db_path: str) -> None:
             "UPDATE vrm_seen SET expires = '2000-01-01T00:00:00Z'"))
         db.writer.run_sync(_purge_expired)
         assert db.read("SELECT count(*) AS n FROM vrm_seen")[0]["n"] == 0
+
+
+def _file_state(path: str) -> tuple[bytes, list[str]]:
+    """The file's bytes and the directory beside it (no -wal, -shm or -journal appeared)."""
+    with open(path, "rb") as f:
+        content = f.read()
+    return content, sorted(os.listdir(os.path.dirname(path)))
+
+
+def _schema(path: str) -> tuple[list[tuple], str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return (conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                             "ORDER BY name").fetchall(),
+                conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_open_without_create_refuses_a_file_that_is_not_a_vendor_database(tmp_path) -> None:
+    """crm/offer open with create=False: pointed at another SQLite file, they must
+    refuse it before writing anything (no migration, no WAL switch, no keystore)."""
+    other = str(tmp_path / "other.sqlite")
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total TEXT)")
+    conn.execute("INSERT INTO invoices (total) VALUES ('12.50')")
+    conn.commit()
+    conn.close()
+    state, schema = _file_state(other), _schema(other)
+    assert schema[1] == "delete"
+    with pytest.raises(NotAVendorDatabase, match="is not a vendor database") as caught:
+        Vendor.open(other, passphrase=PASSPHRASE, create=False)
+    assert isinstance(caught.value, VendorAdapterError)
+    assert "vrm-vendor serve --db" in str(caught.value)
+    assert _file_state(other) == state and _schema(other) == schema
+    # The file was not left open either: a later create=True really creates.
+    with Vendor.open(other, passphrase=PASSPHRASE) as vendor:
+        assert vendor.did
+
+
+@pytest.mark.parametrize("content", [None, b"", b"hello, this is not SQLite" * 100])
+def test_open_without_create_refuses_missing_empty_and_foreign_files(tmp_path,
+                                                                     content) -> None:
+    path = str(tmp_path / "crm.db")
+    if content is not None:
+        with open(path, "wb") as f:
+            f.write(content)
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(NotAVendorDatabase):
+        Vendor.open(path, passphrase=PASSPHRASE, create=False)
+    assert sorted(os.listdir(tmp_path)) == before
+    if content is not None:
+        with open(path, "rb") as f:
+            assert f.read() == content
+
+
+def test_open_without_create_refuses_a_vendor_schema_without_a_vendor(db_path: str) -> None:
+    Vendor.open(db_path, name="gone", passphrase=PASSPHRASE).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("DELETE FROM vrm_vendor")
+    conn.commit()
+    conn.close()
+    before = _schema(db_path)
+    with pytest.raises(NotAVendorDatabase, match="holds no vendor"):
+        Vendor.open(db_path, passphrase=PASSPHRASE, create=False)
+    assert _schema(db_path) == before
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*) FROM vrm_vendor").fetchone() == (0,)
+    conn.close()
