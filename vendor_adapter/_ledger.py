@@ -7,7 +7,7 @@ once per verified message. Its rules, in order:
 2. the relationship ended              -> ``rejected`` unknown-relationship, HTTP 410
 3. no relationship, not a request      -> ``rejected`` unknown-relationship, 422
 4. a new relationship.request          -> the vendor's hook may refuse it
-5. messages.fetch                      -> pending messages after the cursor
+5. messages.fetch                      -> pending, unexpired messages after the cursor
 6. anything else                       -> the CRM sink writes it
 
 The seen row is written in the same transaction as the CRM change, so a
@@ -22,6 +22,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import protocol
 
@@ -80,7 +81,7 @@ class Ledger:
         if rel is None:
             self._decide(message, context)  # type: ignore[arg-type]
         if message.type == "messages.fetch":
-            outcome = self._fetch(conn, message, context)  # type: ignore[arg-type]
+            outcome = self._fetch(conn, message, context, item.received)  # type: ignore[arg-type]
             record = None
         else:
             relationship = json.loads(rel[1]) if rel is not None else None
@@ -114,7 +115,7 @@ class Ledger:
         raise protocol.RelationshipRefused(reason[:1000], **context)
 
     def _fetch(self, conn: sqlite3.Connection, message: protocol.MessagesFetch,
-               context: dict[str, str]) -> Outcome:
+               context: dict[str, str], now: datetime) -> Outcome:
         after = message.body.after
         if after is None:
             start = 0
@@ -122,9 +123,14 @@ class Ledger:
             start = int(after)
         else:
             raise protocol.InvalidBody("after is not a cursor this vendor gave", **context)
+        # A message past its expires would be refused by the agent (PROTOCOL.md
+        # section 4, step 10): skip it. ``now`` cut to the second sorts before every
+        # expiry within that second, so nothing still valid is skipped; the
+        # periodic purge deletes the rest (``_database._purge_expired``).
         rows = conn.execute(
             "SELECT seq, jws FROM vrm_outbox WHERE vendor = ? AND did = ? AND seq > ? "
-            "ORDER BY seq LIMIT 100", (self.vendor, message.sender, start)).fetchall()
+            "AND expires > ? ORDER BY seq LIMIT 100",
+            (self.vendor, message.sender, start, protocol.format_time(now)[:19])).fetchall()
         messages, used, cursor = [], 0, start
         for seq, jws in rows:
             if messages and used + len(jws) > FETCH_BUDGET:
@@ -136,11 +142,13 @@ class Ledger:
 
     def queue(self, conn: sqlite3.Connection, did: str, message: protocol.Message,
               jws: bytes) -> None:
-        """Put a signed message in the outbox of the relationship with ``did``."""
-        conn.execute("INSERT INTO vrm_outbox (vendor, did, message_id, type, jws, created) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
+        """Put a signed message in the outbox of the relationship with ``did``, until
+        it expires."""
+        conn.execute("INSERT INTO vrm_outbox (vendor, did, message_id, type, jws, created, "
+                     "expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (self.vendor, did, message.id, message.type, jws.decode(),
-                      protocol.format_time(message.created)))
+                      protocol.format_time(message.created),
+                      protocol.format_time(message.expires_at)))
 
     def relationship_state(self, conn: sqlite3.Connection, did: str) -> str | None:
         row = conn.execute("SELECT state FROM vrm_relationship WHERE vendor = ? AND did = ?",

@@ -9,6 +9,10 @@ with its own sink.
 
 from __future__ import annotations
 
+import base64
+import json
+from datetime import datetime, timedelta
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -85,6 +89,40 @@ def _initial(db: Database) -> None:
         CREATE INDEX feedback_contact ON feedback (contact_id);
         """
     )
+
+
+@MIGRATIONS(name="0002_outbox_expires")
+def _outbox_expires(db: Database) -> None:
+    # A queued message that has expired can never be accepted by the agent
+    # (PROTOCOL.md section 4, step 10): messages.fetch skips it and the periodic
+    # maintenance deletes it, which needs its expiry beside it. Rows queued
+    # before this migration get the expiry their signed payload states (or
+    # created + 7 days, the protocol's default lifetime).
+    db.executescript(
+        """
+        ALTER TABLE vrm_outbox ADD COLUMN expires TEXT;
+        CREATE INDEX vrm_outbox_expires ON vrm_outbox (expires);
+        """
+    )
+    rows = db.execute("SELECT seq, jws, created FROM vrm_outbox").fetchall()
+    db.conn.executemany("UPDATE vrm_outbox SET expires = ? WHERE seq = ?",
+                        [(_stated_expiry(jws, created), seq) for seq, jws, created in rows])
+
+
+def _stated_expiry(jws: str, created: str) -> str:
+    """The ``expires`` of a queued JWS (format_time text), or ``created`` + 7 days.
+
+    Self-contained (no protocol/ import): a migration must keep doing what it did
+    when it was written, whatever later code changes."""
+    try:
+        payload = json.loads(jws)["payload"]
+        stated = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        if isinstance(stated, dict) and isinstance(stated.get("expires"), str):
+            return stated["expires"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    moment = datetime.fromisoformat(created.replace("Z", "+00:00")) + timedelta(days=7)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def migrate(db: Database) -> None:

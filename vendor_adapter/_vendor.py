@@ -63,6 +63,9 @@ class Vendor:
         self.crm = CrmView(db, key.did, mapping)
         self.core = InboxCore(key, clock=clock, registry=registry, accepts=types)
         self.ledger = Ledger(key.did, self.sink, accept_relationship)
+        # The file's periodic purge goes by the clocks of the vendors open on it.
+        self._purge_clock = clock
+        db.add_clock(clock)
         self._closed = False
 
     @classmethod
@@ -204,6 +207,7 @@ class Vendor:
         """Release the database (closed once the last vendor on it closes). Idempotent."""
         if not self._closed:
             self._closed = True
+            self._db.remove_clock(self._purge_clock)
             self._db.release()
 
     def __enter__(self) -> Vendor:

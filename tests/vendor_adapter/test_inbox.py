@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -260,6 +263,83 @@ async def test_relationship_end_with_erase_keeps_only_a_tombstone(inbox: Inbox) 
     assert inbox.vendor.crm.leads()[0]["summary"] is None
     replay = await inbox.send(person, end)
     assert replay["status"] == "duplicate" and replay["record"]["erased"] is True
+
+
+def raw_tables(path: str) -> dict[str, list[dict]]:
+    """Every row of every table, read straight from the SQLite file."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        return {name: [dict(r) for r in conn.execute(f'SELECT * FROM "{name}"')]
+                for name in names}
+    finally:
+        conn.close()
+
+
+class Clock:
+    """A clock the test moves by hand, injected into the vendor."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+async def clocked(db_path: str, aiohttp_client) -> AsyncIterator[tuple[Inbox, Clock]]:
+    clock = Clock(now())
+    vendor = Vendor.open(db_path, name="Clocked", passphrase=PASSPHRASE, clock=clock)
+    try:
+        client = await aiohttp_client(vrm_app(vendor))
+        yield Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json()), clock
+    finally:
+        vendor.close()
+
+
+async def test_expired_offers_are_not_fetched_and_are_purged(clocked) -> None:
+    inbox, clock = clocked
+    start = clock.at
+    person = inbox.person()
+    await inbox.send(person, person.message("relationship.request", {}, created=start))
+    await inbox.send(person, person.message("intent", {"summary": "bike"}, created=start))
+    lead_id = inbox.vendor.crm.leads()[0]["id"]
+    await inbox.vendor.make_offer(lead_id, summary="early")            # expires start + 30 d
+    clock.at = start + timedelta(days=2)
+    late = await inbox.vendor.make_offer(lead_id, summary="late")      # expires start + 32 d
+
+    clock.at = start + timedelta(days=31)
+    receipt = await inbox.send(person, person.message("messages.fetch", {"after": None},
+                                                      created=clock.at))
+    assert [json.loads(protocol.b64url_decode(m["payload"], what="p"))["id"]
+            for m in receipt["messages"]] == [late]
+    # The writer's periodic maintenance (run here at once) purges by the vendor's clock.
+    writer = inbox.vendor._db.writer
+    writer.run_sync(writer._maintenance)
+    outbox = raw_tables(inbox.vendor.db_path)["vrm_outbox"]
+    assert [row["message_id"] for row in outbox] == [late]
+    again = await inbox.send(person, person.message("messages.fetch", {"after": None},
+                                                    created=clock.at))
+    assert len(again["messages"]) == 1 and again["cursor"] == receipt["cursor"]
+
+
+async def test_purge_never_forgets_an_id_the_vendor_clock_still_needs(clocked) -> None:
+    """The vendor's clock is 40 days behind the wall clock: by the wall clock the
+    request has expired, by the vendor's it has not, so a replay stays a duplicate."""
+    inbox, clock = clocked
+    clock.at = now() - timedelta(days=40)
+    person = inbox.person()
+    request = person.message("relationship.request", {"profile": {"given_name": "Ann"}},
+                             created=clock.at)
+    assert (await inbox.send(person, request))["status"] == "accepted"
+    writer = inbox.vendor._db.writer  # run its periodic maintenance at once
+    writer.run_sync(writer._maintenance)
+    assert (await inbox.send(person, request))["status"] == "duplicate"
+    clock.at += timedelta(days=8)  # now it has expired for the vendor too
+    writer.run_sync(writer._maintenance)
+    assert raw_tables(inbox.vendor.db_path)["vrm_seen"] == []
 
 
 async def test_offer_is_fetched_by_the_agent(inbox: Inbox) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from datetime import datetime, timezone
 
 import pytest
 
@@ -142,7 +143,7 @@ def test_expired_message_ids_are_purged(db_path: str) -> None:
         db = vendor._db
         db.writer.run_sync(lambda conn: conn.execute(
             "UPDATE vrm_seen SET expires = '2000-01-01T00:00:00Z'"))
-        db.writer.run_sync(_purge_expired)
+        db.writer.run_sync(lambda conn: _purge_expired(conn, now=datetime.now(timezone.utc)))
         assert db.read("SELECT count(*) AS n FROM vrm_seen")[0]["n"] == 0
 
 
