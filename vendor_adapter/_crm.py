@@ -3,6 +3,25 @@
 ``SqliteCrm`` is the default :class:`CrmSink` (it writes, in the writer
 thread); ``CrmView`` reads the records back for one vendor (``vendor.crm``).
 Each message type has one small handler, chosen from a table.
+
+The records:
+
+- ``contact``: one per relationship (pairwise DID). A ``relationship.request``
+  states what the person shares: the first one creates the contact, and one
+  from a DID whose relationship is active replaces the profile and the terms
+  with exactly what it states (fields it leaves out are cleared: the person
+  stopped sharing them). ``contact.update`` merge-patches the profile.
+- ``lead``: one per intent; ``open``, ``offered`` (an offer was made) or
+  ``cancelled`` (by intent.cancel, or because the relationship ended).
+- ``activity``: one per accepted message *that reaches the CRM*: its type,
+  message id, time received and the raw JWS as evidence. ``messages.fetch`` is
+  not among them: it is transport (an agent's poll, every few minutes), not
+  something the person told the vendor, and it would bury the log; like every
+  message it is deduplicated in ``vrm_seen``.
+- ``feedback``: the score and its NPS class.
+
+Erasure (``relationship.end`` with ``erase: true``, GDPR art. 17) keeps only a
+tombstone and the vendor's evidence that it was asked (see ``SqliteCrm._erase``).
 """
 
 from __future__ import annotations
@@ -18,7 +37,7 @@ from ._database import Database, loads_json
 from ._mapping import DEFAULT, FieldMapping, flatten
 from ._sink import CrmEvent, RecordRef
 
-__all__ = ["SqliteCrm", "CrmView", "nps_class", "PERSONAL_COLUMNS"]
+__all__ = ["SqliteCrm", "CrmView", "nps_class", "TOMBSTONE_COLUMNS"]
 
 #: Profile columns, in the order of protocol.PROFILE_FIELDS (address flattened).
 _PROFILE_COLUMNS: dict[str, str] = {
@@ -29,9 +48,9 @@ _PROFILE_COLUMNS: dict[str, str] = {
                  "postal_address.country", "language")
 }
 _ADDRESS_COLUMNS = tuple(c for p, c in _PROFILE_COLUMNS.items() if p.startswith("postal_address."))
-#: What an erasure clears (GDPR art. 17): everything that describes the person.
-PERSONAL_COLUMNS = (*_PROFILE_COLUMNS.values(), "customer_id", "channels", "marketing",
-                    "terms", "intent_categories", "shared_fields")
+#: What an erasure keeps of a contact: the tombstone. Every other column is reset
+#: to NULL (or its empty default), including any a later migration adds.
+TOMBSTONE_COLUMNS = ("id", "vendor", "did", "status", "erased", "created", "updated", "ended")
 _JSON_CONTACT = {"channels": None, "terms": None, "message_counts": {},
                  "intent_categories": [], "shared_fields": []}
 _BOOL_CONTACT = ("marketing", "erased")
@@ -76,15 +95,16 @@ class SqliteCrm:
             contact_id = self._contact_id(conn, event)
             handler = self._handlers.get(event.message.type)
             ref = handler(conn, event, contact_id) if handler else {"contact": contact_id}
-        # After an erasure, the end request itself is kept: it holds nothing personal
-        # and is the vendor's evidence that it was asked to erase.
+        # After an erasure, the end request itself is kept (with its JWS): it is
+        # the vendor's evidence that it was asked to erase.
         jws = event.raw.decode("utf-8", "replace")
         conn.execute(
             "INSERT INTO activity (vendor, contact_id, did, type, message_id, received, jws) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (event.vendor, contact_id, event.sender, event.message.type, event.message.id,
              received, jws))
-        self._count(conn, contact_id, event.message.type, received)
+        if ref.get("erased") is not True:  # a tombstone keeps no message counts
+            self._count(conn, contact_id, event.message.type, received)
         return ref
 
     def _contact_id(self, conn: sqlite3.Connection, event: CrmEvent) -> int:
@@ -121,10 +141,14 @@ class SqliteCrm:
                          (self.customer_id(contact_id), contact_id))
         else:
             contact_id = row[0]
+        # A request states the whole of what the person shares: the profile and
+        # the terms it names replace the old ones (a repeated request from an
+        # active DID is how the person changes what it shares).
         self._patch_profile(conn, contact_id, profile, replace=True)
-        if body.terms is not None:
+        if body.terms is not None or row is not None:
             conn.execute("UPDATE contact SET terms = ? WHERE id = ?",
-                         (_json(list(body.terms)), contact_id))
+                         (_json(list(body.terms)) if body.terms is not None else None,
+                          contact_id))
         customer_id = conn.execute("SELECT customer_id FROM contact WHERE id = ?",
                                    (contact_id,)).fetchone()[0]
         return contact_id, {"contact": contact_id, "customer_id": customer_id}
@@ -228,25 +252,59 @@ class SqliteCrm:
         return {"contact": contact_id, "feedback": int(cursor.lastrowid)}  # type: ignore[arg-type]
 
     def _end(self, conn: sqlite3.Connection, event: CrmEvent, contact_id: int) -> RecordRef:
+        """End the relationship: the contact is ``ended`` and its open or offered
+        leads are ``cancelled`` (the intents are void). With ``erase``, erase too.
+
+        The ledger admits one relationship.end with ``erase: true`` after an end
+        without it (the person may ask for erasure later): the contact keeps the
+        time it first ended."""
         when = protocol.format_time(event.received)
-        conn.execute("UPDATE contact SET status = 'ended', ended = ? WHERE id = ?",
-                     (when, contact_id))
+        conn.execute("UPDATE contact SET status = 'ended', ended = coalesce(ended, ?) "
+                     "WHERE id = ?", (when, contact_id))
         if not event.message.body.erase:
+            conn.execute("UPDATE lead SET status = 'cancelled', updated = ? WHERE vendor = ? "
+                         "AND did = ? AND status IN ('open', 'offered')",
+                         (when, event.vendor, event.sender))
             return {"contact": contact_id, "erased": False}
-        # Keep a tombstone (DID, dates, the erased flag) and nothing personal:
-        # not the profile, not the evidence copies of earlier messages.
-        clears = ", ".join(f"{column} = NULL" for column in PERSONAL_COLUMNS
-                           if column not in _JSON_CONTACT)
-        conn.execute(f"UPDATE contact SET {clears}, intent_categories = '[]', "
-                     "shared_fields = '[]', erased = 1 WHERE id = ?", (contact_id,))
-        conn.execute("UPDATE activity SET jws = NULL WHERE contact_id = ?", (contact_id,))
-        conn.execute("UPDATE feedback SET comment = NULL, subject = NULL WHERE contact_id = ?",
-                     (contact_id,))
-        conn.execute("UPDATE lead SET summary = NULL, location = NULL WHERE contact_id = ?",
-                     (contact_id,))
-        conn.execute("DELETE FROM vrm_outbox WHERE vendor = ? AND did = ?",
-                     (event.vendor, event.sender))
+        self._erase(conn, event, contact_id, when)
         return {"contact": contact_id, "erased": True}
+
+    @staticmethod
+    def _erase(conn: sqlite3.Connection, event: CrmEvent, contact_id: int, when: str) -> None:
+        """Erase the person's data (GDPR art. 17), keeping a tombstone and evidence.
+
+        What stays:
+
+        - the contact row as a tombstone: ``TOMBSTONE_COLUMNS`` (DID, status,
+          created, updated, ended, ``erased`` = 1). Every other column, the
+          vendor's own ``customer_id`` included, goes back to NULL or its empty
+          default (``{}``, ``[]``): the profile, terms, preferences, consent,
+          message counts, intent categories, feedback class, shared fields;
+        - the activity rows, as type, message id and time received, without
+          their JWS; except the relationship.end that asked for the erasure,
+          which keeps its JWS as the vendor's evidence that it was asked.
+
+        What goes: the contact's leads and feedback rows are deleted (not
+        blanked: a row kept "without personal columns" would still say what the
+        person wanted, when, and for how much). The ``customer_id`` is also taken
+        out of the record references kept for deduplication (``vrm_seen``); the
+        ledger drops the relationship's outbox and replaces its record.
+        """
+        resets = []
+        for _, column, _, notnull, default, _ in conn.execute("PRAGMA table_info(contact)"):
+            if column in TOMBSTONE_COLUMNS:
+                continue
+            # The schema's own default expression (our schema, not input): '{}', '[]'.
+            resets.append(f"{column} = {default if notnull and default else 'NULL'}")
+        conn.execute(f"UPDATE contact SET {', '.join(resets)}, erased = 1, updated = ? "
+                     "WHERE id = ?", (when, contact_id))
+        conn.execute("UPDATE activity SET jws = NULL WHERE contact_id = ? AND jws IS NOT NULL",
+                     (contact_id,))
+        conn.execute("DELETE FROM lead WHERE vendor = ? AND did = ?", (event.vendor, event.sender))
+        conn.execute("DELETE FROM feedback WHERE contact_id = ?", (contact_id,))
+        conn.execute("UPDATE vrm_seen SET record = json_remove(record, '$.customer_id') "
+                     "WHERE vendor = ? AND sender = ? AND record LIKE '%\"customer_id\"%'",
+                     (event.vendor, event.sender))
 
 
 class CrmView:

@@ -4,11 +4,23 @@
 once per verified message. Its rules, in order:
 
 1. (sender, id) seen before            -> ``duplicate`` with the original record
-2. the relationship ended              -> ``rejected`` unknown-relationship, HTTP 410
+2. the relationship ended              -> ``rejected`` unknown-relationship, HTTP 410,
+                                          except a relationship.end with
+                                          ``erase: true`` while the data is not
+                                          erased yet (the person may still ask)
 3. no relationship, not a request      -> ``rejected`` unknown-relationship, 422
 4. a new relationship.request          -> the vendor's hook may refuse it
 5. messages.fetch                      -> pending, unexpired messages after the cursor
 6. anything else                       -> the CRM sink writes it
+
+A relationship is ``active``, ``ended`` or ``erased``. A relationship.request
+from a DID whose relationship is active is a re-statement of what the person
+shares: the sink replaces the profile and terms with exactly what it states,
+and the hook is not asked again (the relationship exists already). On
+relationship.end the messages still queued for that DID are dropped: nobody
+can fetch them any more. On an erasure the relationship's record becomes the
+erasure's own record reference, so that the request's (which may name the
+person in the vendor's systems, like a customer id) is not kept.
 
 The seen row is written in the same transaction as the CRM change, so a
 message has exactly one effect even if the process dies between the two.
@@ -51,6 +63,14 @@ _LOOKUP = """
 """
 
 
+def _gone(state: str, ended: str) -> str:
+    if state == "erased":
+        return (f"the relationship ended at {ended} and its data was erased; "
+                "start a new one with a new DID")
+    return (f"the relationship ended at {ended}; it takes only relationship.end with "
+            "erase: true now (to erase its data); start a new one with a new DID")
+
+
 #: json.dumps(value, separators=(",", ":")), without building an encoder per call.
 _json: Callable[[object], str] = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -71,10 +91,11 @@ class Ledger:
         if seen_status is not None:
             return Outcome("duplicate", record=json.loads(seen_record) if seen_record else None)
         rel = rel_row if rel_row[0] is not None else None
-        if rel is not None and rel[0] == "ended":
+        if rel is not None and rel[0] != "active" and not (
+                rel[0] == "ended" and message.type == "relationship.end"
+                and message.body.erase):  # type: ignore[attr-defined]
             return Outcome.refused(protocol.UnknownRelationship(
-                f"the relationship ended at {rel[2]}; start a new one with a new DID",
-                **context), http_status=GONE)
+                _gone(rel[0], rel[2]), **context), http_status=GONE)
         if rel is None and message.type != "relationship.request":
             return Outcome.refused(protocol.UnknownRelationship(
                 "send relationship.request first", **context))
@@ -96,14 +117,26 @@ class Ledger:
                          "VALUES (?, ?, 'active', ?, ?)",
                          (self.vendor, message.sender, _json(record or {}), when))
         elif message.type == "relationship.end":
-            conn.execute("UPDATE vrm_relationship SET state = 'ended', ended = ? "
-                         "WHERE vendor = ? AND did = ?", (when, self.vendor, message.sender))
+            self._end(conn, message.sender, when, record,
+                      erase=message.body.erase)  # type: ignore[attr-defined]
         conn.execute(
             "INSERT INTO vrm_seen (vendor, sender, message_id, expires, status, record) "
             "VALUES (?, ?, ?, ?, 'accepted', ?)",
             (self.vendor, message.sender, message.id, protocol.format_time(message.expires_at),
              _json(record) if record is not None else None))
         return outcome
+
+    def _end(self, conn: sqlite3.Connection, did: str, when: str, record: object, *,
+             erase: bool) -> None:
+        if erase:
+            conn.execute("UPDATE vrm_relationship SET state = 'erased', "
+                         "ended = coalesce(ended, ?), record = ? WHERE vendor = ? AND did = ?",
+                         (when, _json(record or {}), self.vendor, did))
+        else:
+            conn.execute("UPDATE vrm_relationship SET state = 'ended', ended = ? "
+                         "WHERE vendor = ? AND did = ?", (when, self.vendor, did))
+        # Fetching after the end is refused (410): what is queued can never be fetched.
+        conn.execute("DELETE FROM vrm_outbox WHERE vendor = ? AND did = ?", (self.vendor, did))
 
     def _decide(self, message: protocol.RelationshipRequest, context: dict[str, str]) -> None:
         if self.accept_relationship is None:

@@ -125,5 +125,47 @@ def _stated_expiry(jws: str, created: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@MIGRATIONS(name="0003_finish_earlier_ends")
+def _finish_earlier_ends(db: Database) -> None:
+    # Relationships that ended before this migration get what an end does since:
+    # an erased contact keeps only its tombstone (its terms, preferences, counts,
+    # feedback class, leads and feedback went unerased before, and its customer id
+    # stayed in the relationship's and the seen ids' records), and an ended one
+    # has no open lead and nothing queued. Written out in full, not shared with
+    # _crm.py: a migration must keep doing what it did when it was written.
+    db.executescript(
+        """
+        UPDATE contact SET customer_id = NULL, given_name = NULL, family_name = NULL,
+            email = NULL, phone = NULL, street_address = NULL, locality = NULL,
+            region = NULL, postal_code = NULL, country = NULL, language = NULL,
+            channels = NULL, marketing = NULL, terms = NULL, message_counts = '{}',
+            intent_categories = '[]', feedback_class = NULL, shared_fields = '[]'
+        WHERE erased = 1;
+        DELETE FROM lead WHERE contact_id IN (SELECT id FROM contact WHERE erased = 1);
+        DELETE FROM feedback WHERE contact_id IN (SELECT id FROM contact WHERE erased = 1);
+        UPDATE activity SET jws = NULL WHERE jws IS NOT NULL AND type != 'relationship.end'
+            AND contact_id IN (SELECT id FROM contact WHERE erased = 1);
+        UPDATE vrm_relationship
+        SET state = 'erased',
+            record = json_object('contact', json_extract(record, '$.contact'),
+                                 'erased', json('true'))
+        WHERE state = 'ended' AND EXISTS (
+            SELECT 1 FROM contact AS c WHERE c.vendor = vrm_relationship.vendor
+            AND c.did = vrm_relationship.did AND c.erased = 1);
+        UPDATE vrm_seen SET record = json_remove(record, '$.customer_id')
+        WHERE record LIKE '%"customer_id"%' AND EXISTS (
+            SELECT 1 FROM contact AS c WHERE c.vendor = vrm_seen.vendor
+            AND c.did = vrm_seen.sender AND c.erased = 1);
+        UPDATE lead SET status = 'cancelled',
+            updated = coalesce((SELECT ended FROM contact WHERE id = lead.contact_id), updated)
+        WHERE status IN ('open', 'offered')
+            AND contact_id IN (SELECT id FROM contact WHERE status = 'ended');
+        DELETE FROM vrm_outbox WHERE EXISTS (
+            SELECT 1 FROM vrm_relationship AS r WHERE r.vendor = vrm_outbox.vendor
+            AND r.did = vrm_outbox.did AND r.state != 'active');
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     MIGRATIONS.apply(db)

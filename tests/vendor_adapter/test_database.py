@@ -111,3 +111,83 @@ def test_offers_are_queued_with_their_expiry(db_path) -> None:
     assert offer.id == offer_id
     assert row["expires"] == protocol.format_time(offer.expires_at)
 
+
+def test_ends_recorded_before_0003_are_finished_by_it(db_path) -> None:
+    """Rows as the code before 0003 left them: an erased contact that kept its terms,
+    preferences, counts, feedback class, leads, feedback and customer id (in the
+    relationship's and the seen ids' records); an ended one with an open lead and
+    a queued offer. 0003 leaves only the tombstone, and voids what an end voids."""
+    old = sqlite_utils.Database(db_path)
+    MIGRATIONS.apply(old, stop_before="0003_finish_earlier_ends")
+    for sql in (
+        "INSERT INTO contact (id, vendor, did, customer_id, given_name, channels, marketing,"
+        " terms, message_counts, intent_categories, feedback_class, shared_fields, status,"
+        " erased, created, updated, ended) VALUES (1, 'v', 'erased', NULL, NULL,"
+        " '{\"email\":true}', NULL, '[\"myterms:x\"]', '{\"intent\":1}', '[]', 'promoter',"
+        " '[]', 'ended', 1, '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z',"
+        " '2026-01-02T00:00:00Z')",
+        "INSERT INTO contact (id, vendor, did, customer_id, given_name, status, created,"
+        " updated, ended) VALUES (2, 'v', 'ended', 'C000002', 'Bob', 'ended',"
+        " '2026-01-01T00:00:00Z', '2026-01-03T00:00:00Z', '2026-01-03T00:00:00Z')",
+        "INSERT INTO contact (id, vendor, did, customer_id, given_name, created, updated)"
+        " VALUES (3, 'v', 'active', 'C000003', 'Cy', '2026-01-01T00:00:00Z',"
+        " '2026-01-01T00:00:00Z')",
+        "INSERT INTO lead (vendor, contact_id, did, message_id, summary, category, budget_max,"
+        " status, created, updated) VALUES ('v', 1, 'erased', 'i1', NULL, 'bikes', '800',"
+        " 'open', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),"
+        " ('v', 2, 'ended', 'i2', 'helmet', NULL, NULL, 'offered', '2026-01-01T00:00:00Z',"
+        " '2026-01-01T00:00:00Z'),"
+        " ('v', 3, 'active', 'i3', 'lamp', NULL, NULL, 'open', '2026-01-01T00:00:00Z',"
+        " '2026-01-01T00:00:00Z')",
+        "INSERT INTO feedback (vendor, contact_id, did, message_id, score, nps_class, received)"
+        " VALUES ('v', 1, 'erased', 'f1', 10, 'promoter', '2026-01-01T00:00:00Z'),"
+        " ('v', 3, 'active', 'f3', 3, 'detractor', '2026-01-01T00:00:00Z')",
+        "INSERT INTO vrm_relationship (vendor, did, state, record, created, ended) VALUES"
+        " ('v', 'erased', 'ended', '{\"contact\":1,\"customer_id\":\"C000001\"}',"
+        " '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'),"
+        " ('v', 'ended', 'ended', '{\"contact\":2,\"customer_id\":\"C000002\"}',"
+        " '2026-01-01T00:00:00Z', '2026-01-03T00:00:00Z'),"
+        " ('v', 'active', 'active', '{\"contact\":3,\"customer_id\":\"C000003\"}',"
+        " '2026-01-01T00:00:00Z', NULL)",
+        "INSERT INTO vrm_seen (vendor, sender, message_id, expires, status, record) VALUES"
+        " ('v', 'erased', 'r1', '2030-01-01T00:00:00Z', 'accepted',"
+        " '{\"contact\":1,\"customer_id\":\"C000001\"}'),"
+        " ('v', 'active', 'r3', '2030-01-01T00:00:00Z', 'accepted',"
+        " '{\"contact\":3,\"customer_id\":\"C000003\"}')",
+        "INSERT INTO vrm_outbox (vendor, did, message_id, type, jws, created, expires) VALUES"
+        " ('v', 'ended', 'o2', 'offer', '{}', '2026-01-01T00:00:00Z', '2030-01-01T00:00:00Z'),"
+        " ('v', 'active', 'o3', 'offer', '{}', '2026-01-01T00:00:00Z', '2030-01-01T00:00:00Z')",
+    ):
+        old.execute(sql)
+    old.close()
+
+    Vendor.open(db_path, passphrase=PASSPHRASE).close()
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        def rows(sql: str) -> list[dict]:
+            return [dict(row) for row in conn.execute(sql)]
+
+        erased = rows("SELECT * FROM contact WHERE id = 1")[0]
+        assert {c: v for c, v in erased.items() if v not in (None, "{}", "[]")} == {
+            "id": 1, "vendor": "v", "did": "erased", "status": "ended", "erased": 1,
+            "created": "2026-01-01T00:00:00Z", "updated": "2026-01-02T00:00:00Z",
+            "ended": "2026-01-02T00:00:00Z"}
+        assert rows("SELECT did, status, updated FROM lead ORDER BY id") == [
+            {"did": "ended", "status": "cancelled", "updated": "2026-01-03T00:00:00Z"},
+            {"did": "active", "status": "open", "updated": "2026-01-01T00:00:00Z"}]
+        assert rows("SELECT did FROM feedback") == [{"did": "active"}]
+        assert rows("SELECT did, state, record FROM vrm_relationship ORDER BY did") == [
+            {"did": "active", "state": "active",
+             "record": '{"contact":3,"customer_id":"C000003"}'},
+            {"did": "ended", "state": "ended",
+             "record": '{"contact":2,"customer_id":"C000002"}'},
+            {"did": "erased", "state": "erased", "record": '{"contact":1,"erased":true}'}]
+        assert rows("SELECT sender, record FROM vrm_seen ORDER BY sender") == [
+            {"sender": "active", "record": '{"contact":3,"customer_id":"C000003"}'},
+            {"sender": "erased", "record": '{"contact":1}'}]
+        assert rows("SELECT did FROM vrm_outbox") == [{"did": "active"}]
+        assert rows("SELECT given_name FROM contact WHERE id IN (2, 3) ORDER BY id") == [
+            {"given_name": "Bob"}, {"given_name": "Cy"}]
+    finally:
+        conn.close()

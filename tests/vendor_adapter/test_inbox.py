@@ -244,25 +244,25 @@ async def test_relationship_end_then_gone(inbox: Inbox) -> None:
     assert inbox.snapshot() == before
 
 
-async def test_relationship_end_with_erase_keeps_only_a_tombstone(inbox: Inbox) -> None:
-    person = await inbox.related(given_name="Ann", email="ann@example.org",
-                                 postal_address={"locality": "Gent"})
-    await inbox.send(person, person.message("intent", {"summary": "bike", "category": "bikes"}))
-    await inbox.send(person, person.message("feedback", {"score": 9, "comment": "great"}))
-    end = person.message("relationship.end", {"erase": True})
-    receipt = await inbox.send(person, end)
-    assert receipt["status"] == "accepted" and receipt["record"]["erased"] is True
-    (contact,) = inbox.vendor.crm.contacts()
-    assert contact["erased"] is True and contact["status"] == "ended"
-    assert contact["did"] == person.did and contact["created"] and contact["ended"]
-    for column in ("given_name", "email", "locality", "customer_id", "channels", "terms"):
-        assert contact[column] is None
-    assert contact["intent_categories"] == [] and contact["shared_fields"] == []
-    assert all(a["jws"] is None for a in inbox.vendor.crm.activities()[:-1])
-    assert inbox.vendor.crm.feedback()[0]["comment"] is None
-    assert inbox.vendor.crm.leads()[0]["summary"] is None
-    replay = await inbox.send(person, end)
-    assert replay["status"] == "duplicate" and replay["record"]["erased"] is True
+#: What a person shares, every value distinctive enough to be found anywhere in the file.
+SHARED = dict(given_name="Annabel", family_name="Vanderstraeten", email="annabel@example.org",
+              phone="+32470123456", language="nl-BE",
+              postal_address={"street_address": "Veldstraat 9", "locality": "Gentbrugge",
+                              "region": "Oost-Vlaanderen", "postal_code": "9050",
+                              "country": "BE"})
+TERMS = ["myterms:sd-bp7"]
+INTENT = {"summary": "touring bike, 56 cm frame", "category": "bicycles-touring",
+          "quantity": 2, "budget": {"max": "845.50", "currency": "EUR"},
+          "needed_by": "2027-06-01", "location": {"locality": "Gentbrugge"},
+          "valid_until": "2027-05-01T00:00:00Z"}
+FEEDBACK = {"score": 9, "comment": "quick delivery by Jef", "subject": "order 8812"}
+#: The values that must not survive an erasure (country "BE" and the score are too
+#: short to search for: they are checked column by column).
+PERSONAL = ("Annabel", "Vanderstraeten", "annabel@example.org", "+32470123456", "nl-BE",
+            "Veldstraat 9", "Gentbrugge", "Oost-Vlaanderen", "9050", "myterms:sd-bp7",
+            "touring bike, 56 cm frame", "bicycles-touring", "845.50", "2027-06-01",
+            "2027-05-01T00:00:00Z", "quick delivery by Jef", "order 8812", "detractor",
+            "promoter", "Trek 520 for Annabel")
 
 
 def raw_tables(path: str) -> dict[str, list[dict]]:
@@ -276,6 +276,190 @@ def raw_tables(path: str) -> dict[str, list[dict]]:
                 for name in names}
     finally:
         conn.close()
+
+
+async def share_everything(inbox: Inbox, person: Person, *, offer: bool = True) -> None:
+    """The person shares a full profile, terms, preferences, an intent and feedback;
+    the vendor queues an offer for the intent."""
+    receipt = await inbox.send(person, person.message(
+        "relationship.request", {"profile": SHARED, "terms": TERMS}))
+    assert receipt["status"] == "accepted"
+    for raw in (person.message("preferences.update", {"channels": {"email": True, "sms": False},
+                                                      "marketing": True}),
+                person.message("intent", INTENT),
+                person.message("feedback", {"score": 2}),
+                person.message("feedback", FEEDBACK)):
+        assert (await inbox.send(person, raw))["status"] == "accepted"
+    if offer:
+        lead = [row for row in inbox.vendor.crm.leads() if row["did"] == person.did][-1]
+        await inbox.vendor.make_offer(lead["id"], summary="Trek 520 for Annabel", price="749.00")
+
+
+def assert_erased(path: str, did: str, end: bytes) -> None:
+    """Only the tombstone and the evidence of the erasure request are left of ``did``."""
+    tables = raw_tables(path)
+    (contact,) = [row for row in tables["contact"] if row["did"] == did]
+    tombstone = {"id", "vendor", "did", "status", "erased", "created", "updated", "ended"}
+    assert contact["erased"] == 1 and contact["status"] == "ended"
+    assert contact["created"] and contact["updated"] and contact["ended"]
+    left = {c: v for c, v in contact.items() if c not in tombstone and v not in (None, "{}", "[]")}
+    assert left == {}, left
+    assert [row for row in tables["lead"] if row["did"] == did] == []
+    assert [row for row in tables["feedback"] if row["did"] == did] == []
+    activities = [row for row in tables["activity"] if row["did"] == did]
+    assert activities[-1]["type"] == "relationship.end" and activities[-1]["jws"] == end.decode()
+    assert all(row["jws"] is None for row in activities[:-1])
+    assert [row for row in tables["vrm_outbox"] if row["did"] == did] == []
+    (relationship,) = [row for row in tables["vrm_relationship"] if row["did"] == did]
+    assert relationship["state"] == "erased"
+    assert json.loads(relationship["record"]) == {"contact": contact["id"], "erased": True}
+    for row in tables["vrm_seen"]:
+        assert row["sender"] != did or "customer_id" not in (row["record"] or "")
+    # Nothing the person shared, and not the vendor's customer id, anywhere in the file
+    # (the erasure request itself, kept as evidence, is base64url: it is searched too).
+    text = json.dumps(tables)
+    for value in PERSONAL:
+        assert value not in text, value
+
+
+async def test_relationship_end_with_erase_keeps_only_a_tombstone(inbox: Inbox) -> None:
+    """Erasure leaves the tombstone contact (DID, dates, erased flag), activity rows
+    without their JWS, and the erasure request as evidence. Nothing else: not the
+    profile, terms, preferences, consent, counts, categories, feedback class or
+    customer id of the contact; not its leads or feedback (deleted); not the offers
+    queued for it; not the customer id in the relationship's record."""
+    person, other = inbox.person(), inbox.person()
+    await share_everything(inbox, person)
+    await inbox.send(other, other.request(given_name="Bob", email="bob@example.org"))
+    await inbox.send(other, other.message("intent", {"summary": "a helmet"}))
+    await inbox.send(other, other.message("feedback", {"score": 7}))  # passive: not searched
+    await inbox.vendor.make_offer(inbox.vendor.crm.leads()[-1]["id"], summary="a helmet, 39.00")
+    others = {t: [r for r in rows if other.did in (r.get("did"), r.get("sender"))]
+              for t, rows in raw_tables(inbox.vendor.db_path).items()}
+    (contact,) = [c for c in inbox.vendor.crm.contacts() if c["did"] == person.did]
+    customer_id = contact["customer_id"]
+    assert customer_id and contact["terms"] == TERMS and contact["feedback_class"] == "promoter"
+    assert customer_id in json.dumps(raw_tables(inbox.vendor.db_path))
+
+    end = person.message("relationship.end", {"erase": True})
+    receipt = await inbox.send(person, end)
+    assert receipt["status"] == "accepted" and receipt["record"]["erased"] is True
+    assert_erased(inbox.vendor.db_path, person.did, end)
+    assert customer_id not in json.dumps(raw_tables(inbox.vendor.db_path))
+    contact = [c for c in inbox.vendor.crm.contacts() if c["did"] == person.did][0]
+    assert contact["erased"] is True and contact["message_counts"] == {}
+    # The other person's records are untouched.
+    assert {t: [r for r in rows if other.did in (r.get("did"), r.get("sender"))]
+            for t, rows in raw_tables(inbox.vendor.db_path).items()} == others
+
+    replay = await inbox.send(person, end)
+    assert replay["status"] == "duplicate" and replay["record"]["erased"] is True
+    assert_erased(inbox.vendor.db_path, person.did, end)
+
+
+async def test_erasure_after_an_end_without_it(inbox: Inbox) -> None:
+    """A person who ended without erasing may ask for erasure later; nothing else."""
+    person = inbox.person()
+    await share_everything(inbox, person)
+    first = person.message("relationship.end", {})
+    assert (await inbox.send(person, first))["record"]["erased"] is False
+    ended = [c for c in inbox.vendor.crm.contacts() if c["did"] == person.did][0]["ended"]
+    for raw in (person.message("feedback", {"score": 1}), person.request(),
+                person.message("messages.fetch", {"after": None})):
+        receipt = await inbox.send(person, raw, status=410)
+        assert receipt["problem"]["type"] == "urn:vrm:problem:unknown-relationship"
+        assert "erase" in receipt["problem"]["detail"]
+    erase = person.message("relationship.end", {"erase": True, "reason": "changed my mind"})
+    receipt = await inbox.send(person, erase)
+    assert receipt["status"] == "accepted" and receipt["record"]["erased"] is True
+    assert_erased(inbox.vendor.db_path, person.did, erase)
+    assert inbox.vendor.crm.contacts()[0]["ended"] == ended  # when it ended, not erased
+    # Replays keep their original outcomes; a new erasure request is gone like the rest.
+    assert (await inbox.send(person, first)) == {"status": "duplicate",
+                                                 "record": {"contact": 1, "erased": False}}
+    assert (await inbox.send(person, erase))["status"] == "duplicate"
+    before = raw_tables(inbox.vendor.db_path)
+    again = await inbox.send(person, person.message("relationship.end", {"erase": True}),
+                             status=410)
+    assert "erased" in again["problem"]["detail"]
+    assert raw_tables(inbox.vendor.db_path) == before
+
+
+@pytest.mark.parametrize("erase", [False, True])
+async def test_end_cancels_open_leads_and_drops_queued_offers(inbox: Inbox, erase: bool) -> None:
+    person, other = await inbox.related(), await inbox.related()
+    intents = [person.envelope("intent", {"summary": f"bike {n}"}) for n in range(3)]
+    for intent in intents:
+        await inbox.send(person, person.sign_payload(intent))
+    await inbox.send(other, other.message("intent", {"summary": "helmet"}))
+    lead_ids = [lead["id"] for lead in inbox.vendor.crm.leads()]
+    await inbox.vendor.make_offer(lead_ids[1], summary="offer for bike 1")
+    await inbox.vendor.make_offer(lead_ids[3], summary="offer for the helmet")
+    await inbox.send(person, person.message("intent.cancel", {}, thread=intents[2]["id"]))
+    statuses = [lead["status"] for lead in inbox.vendor.crm.leads()]
+    assert statuses == ["open", "offered", "cancelled", "offered"]
+
+    await inbox.send(person, person.message("relationship.end", {"erase": erase}))
+    outbox = raw_tables(inbox.vendor.db_path)["vrm_outbox"]
+    assert [row["did"] for row in outbox] == [other.did]
+    if erase:
+        assert [lead["did"] for lead in inbox.vendor.crm.leads()] == [other.did]
+    else:
+        assert [lead["status"] for lead in inbox.vendor.crm.leads()] == [
+            "cancelled", "cancelled", "cancelled", "offered"]
+    fetched = await inbox.send(other, other.message("messages.fetch", {"after": None}))
+    assert len(fetched["messages"]) == 1
+
+
+async def test_a_repeated_request_restates_what_the_person_shares(db_path: str,
+                                                                 aiohttp_client) -> None:
+    """From an active DID, relationship.request replaces the profile and the terms
+    with exactly what it states; the hook is not asked again (the relationship
+    exists); preferences, leads and feedback stay."""
+    asked: list[str] = []
+
+    def hook(request: protocol.RelationshipRequest) -> bool:
+        asked.append(request.sender)
+        return True
+
+    vendor = Vendor.open(db_path, name="Hooked", passphrase=PASSPHRASE,
+                         accept_relationship=hook)
+    try:
+        client = await aiohttp_client(vrm_app(vendor))
+        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json())
+        person = inbox.person()
+        await share_everything(inbox, person, offer=False)
+        first = vendor.crm.contacts()[0]
+        restated = await inbox.send(person, person.message(
+            "relationship.request", {"profile": {"email": "a@example.net"}}))
+        assert restated["status"] == "accepted"
+        assert restated["record"] == {"contact": first["id"], "customer_id": first["customer_id"]}
+        assert asked == [person.did]
+        (contact,) = vendor.crm.contacts()
+        profile = ("given_name", "family_name", "email", "phone", "street_address", "locality",
+                   "region", "postal_code", "country", "language")
+        assert {c: contact[c] for c in profile} == {
+            c: "a@example.net" if c == "email" else None for c in profile}
+        assert contact["shared_fields"] == ["email"] and contact["terms"] is None
+        assert contact["created"] == first["created"] and contact["status"] == "active"
+        assert contact["channels"] == {"email": True, "sms": False} and contact["marketing"]
+        assert len(vendor.crm.leads()) == 1 and len(vendor.crm.feedback()) == 2
+        await inbox.send(person, person.message("relationship.request", {"terms": TERMS}))
+        (contact,) = vendor.crm.contacts()
+        assert contact["terms"] == TERMS and contact["email"] is None
+        assert contact["shared_fields"] == [] and asked == [person.did]
+        assert contact["message_counts"]["relationship.request"] == 3
+    finally:
+        vendor.close()
+
+
+async def test_messages_fetch_is_not_an_activity(inbox: Inbox) -> None:
+    """A poll is transport, not a CRM event: no activity row, but deduplicated."""
+    person = await inbox.related()
+    fetch = person.message("messages.fetch", {"after": None})
+    assert (await inbox.send(person, fetch))["status"] == "accepted"
+    assert (await inbox.send(person, fetch))["status"] == "duplicate"
+    assert [a["type"] for a in inbox.vendor.crm.activities()] == ["relationship.request"]
 
 
 class Clock:
