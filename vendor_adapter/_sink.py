@@ -47,5 +47,12 @@ class CrmSink(Protocol):
         message: its changes in ``conn`` are rolled back. A sink writing to an
         external system should be idempotent on ``event.message.id``: if the
         SQLite commit fails after the sink ran, the agent retries.
+
+        ``relationship.end`` with ``erase: true`` obliges the sink to erase what
+        it holds on the person (the receipt says ``erased``). It may come once
+        after an end without erase. The ledger does its own part for any sink:
+        it drops the messages queued for the DID, and replaces the
+        relationship's record (passed back as ``event.relationship``) with the
+        one returned for the erasure, so that return nothing personal there.
         """
         ...
