@@ -8,6 +8,11 @@
 Everything protocol-related happens in the framework-free core
 (``Vendor.handle``); this file only reads the body safely and writes the
 response.
+
+To serve it on a socket of its own, as ``vrm-vendor serve`` does, use
+``serve(app, host=..., port=...)`` or ``GuardedAppRunner`` in place of
+``web.AppRunner``: they add what aiohttp leaves to a reverse proxy, a time
+limit on request heads and a cap on connections (``ServerLimits``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from aiohttp.typedefs import Handler
 import protocol
 
 from ._core import UNAVAILABLE, Response, check_media_type, problem_response
+from ._serve import ConnectionStats, GuardedAppRunner, ServerLimits, serve
 from ._vendor import Vendor
 
-__all__ = ["vrm_app", "InboxLimits", "VENDOR_KEY"]
+__all__ = ["vrm_app", "InboxLimits", "VENDOR_KEY", "serve", "ServerLimits", "GuardedAppRunner",
+           "ConnectionStats"]
 
 VENDOR_KEY: web.AppKey[Vendor] = web.AppKey("vrm_vendor", Vendor)
 
@@ -81,6 +88,12 @@ async def _answer_and_close(request: web.Request, response: Response) -> web.Res
     """
     resp = _web_response(response)
     resp.force_close()  # Connection: close
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        # The client is gone (it reset the connection, or aiohttp closed it on a
+        # half-close): nobody to answer. aiohttp drops an unsent response quietly,
+        # where a failed write here would end in the 503 middleware's error log.
+        return resp
     await resp.prepare(request)
     await resp.write_eof()
     request.protocol.force_close()  # flushes what was written, then closes

@@ -1,21 +1,33 @@
 """Fixtures for the vendor adapter: a vendor on a temporary SQLite file, its
-aiohttp test client, and people (agents) who sign messages with protocol/ or
+aiohttp test client (served the way ``vrm-vendor serve`` serves, through
+``GuardedAppRunner``), and people (agents) who sign messages with protocol/ or
 with jwcrypto, an independent JOSE implementation."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from jwcrypto import jwk, jws
 
 import protocol
 from vendor_adapter import Vendor
-from vendor_adapter.aiohttp import InboxLimits, vrm_app
+from vendor_adapter.aiohttp import (
+    ConnectionStats,
+    GuardedAppRunner,
+    InboxLimits,
+    ServerLimits,
+    vrm_app,
+)
 
 JOSE = {"Content-Type": "application/jose+json"}
 PASSPHRASE = "correct horse battery staple"
@@ -108,6 +120,61 @@ def vendor(db_path: str) -> Iterator[Vendor]:
 
 
 LIMITS = InboxLimits(body_timeout=1.0)
+#: Small, so that the tests of slow clients are quick.
+SERVER_LIMITS = ServerLimits(header_timeout=1.0)
+
+
+class GuardedTestServer(TestServer):
+    """aiohttp's TestServer, running the app through ``GuardedAppRunner`` as
+    ``vrm-vendor serve`` does."""
+
+    def __init__(self, app: web.Application, *, limits: ServerLimits = SERVER_LIMITS,
+                 **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.limits = limits
+
+    async def _make_runner(self, **kwargs: Any) -> GuardedAppRunner:
+        return GuardedAppRunner(self.app, limits=self.limits, **kwargs)
+
+
+def database_snapshot(path: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table in the SQLite file at ``path``, read through a
+    connection of its own: the CRM, and the adapter's ledger (vrm_seen,
+    vrm_relationship, vrm_outbox, the identities) too."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        tables = [name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        # Sorted in Python: WITHOUT ROWID tables have no rowid to order by.
+        return {table: sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+                for table in tables}
+
+
+class Snapshot(dict[str, list[tuple[Any, ...]]]):
+    """A whole-database snapshot (table -> rows), equal only to an identical one.
+
+    Compared with a 4-tuple, it compares the CRM's own records instead,
+    ``(contacts, leads, activities, feedback)`` as ``CrmView`` lists them: the
+    form tests/vendor_adapter/test_inbox.py still uses (``== ([], [], [], [])``).
+    """
+
+    def __init__(self, tables: dict[str, list[tuple[Any, ...]]], vendor: Vendor) -> None:
+        super().__init__(tables)
+        self.vendor = vendor
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, tuple):
+            return crm_records(self.vendor) == other
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def crm_records(vendor: Vendor) -> tuple[Any, ...]:
+    crm = vendor.crm
+    return (crm.contacts(), crm.leads(), crm.activities(), crm.feedback())
 
 
 @dataclass
@@ -117,6 +184,11 @@ class Inbox:
     client: Any
     vendor: Vendor
     discovery: dict[str, Any]
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """The server's own connection counts (a guarded server only)."""
+        return self.client.server.runner.stats
 
     async def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
         resp = await self.client.post("/inbox", data=body, headers=headers or JOSE)
@@ -148,18 +220,106 @@ class Inbox:
         assert receipt["status"] == "accepted"
         return person
 
-    def snapshot(self) -> tuple[Any, ...]:
-        crm = self.vendor.crm
-        return (crm.contacts(), crm.leads(), crm.activities(), crm.feedback())
+    def snapshot(self) -> Snapshot:
+        """The whole database: every table's rows (see ``Snapshot``)."""
+        return Snapshot(database_snapshot(self.vendor.db_path), self.vendor)
+
+    def crm(self) -> tuple[Any, ...]:
+        """The CRM's records: (contacts, leads, activities, feedback)."""
+        return crm_records(self.vendor)
 
 
 @pytest.fixture
 async def inbox(vendor: Vendor, aiohttp_client: Any) -> AsyncIterator[Inbox]:
-    client = await aiohttp_client(vrm_app(vendor, limits=LIMITS))
+    client = await aiohttp_client(GuardedTestServer(vrm_app(vendor, limits=LIMITS)))
     resp = await client.get("/.well-known/vrm")
     assert resp.status == 200
     yield Inbox(client, vendor, await resp.json())
 
 
+# --- HTTP/1.1 by hand, for what a well-behaved client never sends ---------------------
+
+@dataclass
+class Exchange:
+    """What a hand-made request got back."""
+
+    #: Every byte the server sent before it closed the connection.
+    answer: bytes
+    #: The server closed the connection (the client saw EOF) before the client
+    #: stopped sending.
+    cut_off: bool
+
+    @property
+    def status(self) -> int:
+        return int(self.answer.split(b" ", 2)[1]) if self.answer else 0
+
+    @property
+    def body(self) -> bytes:
+        return self.answer.partition(b"\r\n\r\n")[2]
+
+    def problem(self) -> dict[str, Any]:
+        assert b"\r\ncontent-type: application/problem+json" in self.answer.lower(), \
+            self.answer[:300]
+        return json.loads(self.body)
+
+
+async def exchange(host: str, port: int, head: bytes, chunks: list[bytes], *,
+                   pause: float = 0.001, shut: bool = False, wait: float = 20.0,
+                   stop_at_answer: bool = True) -> Exchange:
+    """Send ``head`` then ``chunks`` (``pause`` seconds apart), reading all the
+    while; half-close the connection at the end if ``shut``. Return what the
+    server sent by the time it closed the connection.
+
+    The server may close (even reset) the connection once it has answered, so
+    sending stops at the first byte of an answer (or, unless
+    ``stop_at_answer``, only once the server has closed). The client never closes
+    first: if the server does not close within ``wait`` seconds after the
+    client is done, this raises ``TimeoutError``, which is the failure of a
+    server that holds on to a connection.
+    """
+    reader, writer = await asyncio.open_connection(host, port)
+    received = bytearray()
+
+    async def read() -> None:
+        try:
+            while data := await reader.read(65536):
+                received.extend(data)
+        except ConnectionError:
+            pass
+
+    reading = asyncio.create_task(read())
+    cut_off = False
+    try:
+        writer.write(head)
+        for chunk in chunks:
+            if reading.done() or (received and stop_at_answer):
+                cut_off = True  # the server answered or let go while we were sending
+                break
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(pause)
+        else:
+            cut_off = reading.done()
+        if shut and not reading.done():
+            writer.write_eof()
+    except ConnectionError:
+        cut_off = True
+    try:
+        await asyncio.wait_for(reading, wait)
+    finally:
+        writer.close()
+    return Exchange(bytes(received), cut_off)
+
+
+def request_head(length: int | None, ctype: str = "application/jose+json", *,
+                 path: str = "/inbox") -> bytes:
+    framing = (f"Content-Length: {length}" if length is not None
+               else "Transfer-Encoding: chunked")
+    # Header bytes are latin-1 (RFC 9110 §5.5), so "\xff" in ctype is the byte 0xff.
+    return (f"POST {path} HTTP/1.1\r\nHost: vendor.test\r\nContent-Type: {ctype}\r\n"
+            f"{framing}\r\n\r\n").encode("latin-1")
+
+
 __all__ = ["Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
-           "timedelta"]
+           "timedelta", "GuardedTestServer", "SERVER_LIMITS", "Exchange", "exchange",
+           "request_head", "database_snapshot", "crm_records"]
