@@ -15,10 +15,12 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shlex
 import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from ._errors import VendorAdapterError
 from ._identity import PASSPHRASE_ENV
@@ -42,8 +44,88 @@ class CliError(Exception):
     """A mistake the person can fix; the message says how."""
 
 
+class UsageError(CliError):
+    """A mistake in the command line itself (exit status 2, as argparse's)."""
+
+
+# --- the command line ------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a mistake is one sentence saying what to do, not a
+    usage dump (``--help`` still prints the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {_sentence(message)} (see {self.prog} --help)")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            # Said by the command concerned, not by vrm-vendor as argparse would.
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            what = (f"{extra[0]} is not an option of {prog}" if extra[0].startswith("-")
+                    else f"it does not take {shlex.join(extra)!r}; leave it out")
+            raise UsageError(f"{prog}: {what} (see {prog} --help)")
+        return parsed
+
+
+#: What to say when a required argument is missing, by its name in argparse's message.
+_MISSING = {
+    "COMMAND": "name a command: serve, crm or offer",
+    "KIND": "name the records to list: " + ", ".join(sorted(_TABLE_COLUMNS)),
+    "LEAD_ID": "name the lead to make the offer for; `vrm-vendor crm leads` lists them",
+}
+#: What a choice is, in "'x' is not ...", by its name in argparse's message.
+_CHOICE = {"COMMAND": "a command", "KIND": "a kind of record", "--mapping": "a mapping"}
+
+
+def _sentence(message: str) -> str:
+    """argparse's terse error message, as a sentence a person can act on."""
+    if match := re.fullmatch(r"the following arguments are required: (.+)", message):
+        names = match[1].split(", ")
+        if names[0] in _MISSING:
+            return _MISSING[names[0]]
+        return f"{_and(names)} {'is' if len(names) == 1 else 'are'} required"
+    if match := re.fullmatch(r"argument (\S+): invalid choice: (.+?) \(choose from (.+)\)",
+                             message):
+        what = _CHOICE.get(match[1], f"a valid {match[1]}")
+        choices = [choice.strip("'\"") for choice in match[3].split(", ")]
+        return f"{match[2]} is not {what}; use {_and(choices, 'or')}"
+    if match := re.fullmatch(r"argument (\S+): expected one argument", message):
+        return f"{match[1]} needs a value"
+    if match := re.fullmatch(r"argument (\S+): (.+)", message):
+        return match[2]  # our own type checks say the whole thing
+    return message
+
+
+def _and(words: list[str], conjunction: str = "and") -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 0 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"--port must be a number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def _positive(option: str, kind: Callable[[str], float]) -> Callable[[str], Any]:
+    noun = "a whole number" if kind is int else "a number of seconds"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{option} must be {noun} above 0, not {text!r}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vrm-vendor",
         description="Listen to people's VRM agents: a verified inbox, a built-in CRM, offers. "
                     f"The vendor key is sealed with the passphrase in ${PASSPHRASE_ENV}.")
@@ -52,12 +134,21 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the discovery document and the inbox")
     serve.add_argument("--db", required=True, help="the vendor database (created on first run)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    serve.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
     serve.add_argument("--name", help="the vendor's name (default: the only vendor in --db)")
     serve.add_argument("--public-url", help="the base URL people's agents use, if behind a proxy")
+    # The defaults are ServerLimits' (not imported here: aiohttp loads only to serve).
+    serve.add_argument("--header-timeout", type=_positive("--header-timeout", float),
+                       metavar="SECONDS",
+                       help="answer 408 and close a connection whose request line and headers "
+                            "take longer (default: 10)")
+    serve.add_argument("--max-connections", type=_positive("--max-connections", int),
+                       metavar="N", help="answer 503 to connections beyond this many "
+                                         "(default: 1000, or fewer if the open-file limit is low)")
 
     crm = commands.add_parser("crm", help="list CRM records")
-    crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS))
+    crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS), metavar="KIND",
+                     help="one of: " + ", ".join(sorted(_TABLE_COLUMNS)))
     crm.add_argument("--db", required=True)
     crm.add_argument("--name", help="the vendor, if the database holds several")
     crm.add_argument("--json", action="store_true", help="print a JSON array")
@@ -93,23 +184,23 @@ def _open_existing(args: argparse.Namespace) -> Vendor:
 # --- commands -----------------------------------------------------------------------
 
 async def _serve(args: argparse.Namespace) -> None:
-    from aiohttp import web
+    from .aiohttp import ServerLimits, serve, vrm_app
 
-    from .aiohttp import vrm_app
-
-    if not 0 <= args.port <= 65535:
-        raise CliError(f"--port {args.port} is not a port number (0 to 65535)")
+    chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections}
+    limits = ServerLimits(**{name: value for name, value in chosen.items() if value is not None})
     vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase())
-    runner = web.AppRunner(vrm_app(vendor, public_base_url=args.public_url),
-                           access_log=None, handle_signals=False)
     try:
-        await runner.setup()
-        site = web.TCPSite(runner, args.host, args.port)
         try:
-            await site.start()
+            runner = await serve(vrm_app(vendor, public_base_url=args.public_url),
+                                 host=args.host, port=args.port, limits=limits,
+                                 access_log=None, handle_signals=False)
         except OSError as exc:
             raise CliError(f"cannot listen on {args.host}:{args.port}: "
                            f"{exc.strerror or exc}") from None
+    except BaseException:
+        vendor.close()
+        raise
+    try:
         port = runner.addresses[0][1] if runner.addresses else args.port
         host = f"[{args.host}]" if ":" in args.host else args.host
         stop = asyncio.Event()
@@ -181,7 +272,11 @@ def _offer(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     try:
         if args.command == "serve":
             asyncio.run(_serve(args))

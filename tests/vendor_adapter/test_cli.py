@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import protocol
+from vendor_adapter.aiohttp import ServerLimits
 
-from .conftest import PASSPHRASE, Person, verify_receipt
+from .conftest import PASSPHRASE, Person, exchange, verify_receipt
 
 ENV = {**os.environ, "VRM_VENDOR_PASSPHRASE": PASSPHRASE}
 
@@ -27,9 +31,10 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def fails(result: subprocess.CompletedProcess[str], words: str) -> None:
     assert result.returncode != 0
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "usage:" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
+    assert result.stdout == ""
 
 
 class Server:
@@ -126,3 +131,107 @@ def test_mistakes_are_one_sentence(db_path: str, tmp_path: Any) -> None:
           "not a lead id")
     fails(run("serve", "--db", str(tmp_path / "no" / "dir.db")), "does not exist")
     fails(run("crm", "leads", "--db", db_path, "--name", "Other"), "no vendor named")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["serve", "--port", "abc", "--db", "x.db"],
+     "vrm-vendor serve: --port must be a number from 0 to 65535, not 'abc' "
+     "(see vrm-vendor serve --help)"),
+    (["serve", "--db", "x.db", "--port", "70000"], "--port must be a number from 0 to 65535"),
+    (["serve"], "vrm-vendor serve: --db is required (see vrm-vendor serve --help)"),
+    (["serve", "--db"], "--db needs a value"),
+    (["serve", "--db", "x.db", "--header-timeout", "soon"],
+     "--header-timeout must be a number of seconds above 0, not 'soon'"),
+    (["serve", "--db", "x.db", "--max-connections", "0"],
+     "--max-connections must be a whole number above 0, not '0'"),
+    (["serve", "--db", "x.db", "--verbose"],
+     "vrm-vendor serve: --verbose is not an option of vrm-vendor serve"),
+    (["launch"], "vrm-vendor: 'launch' is not a command; use serve, crm or offer "
+                 "(see vrm-vendor --help)"),
+    ([], "vrm-vendor: name a command: serve, crm or offer (see vrm-vendor --help)"),
+    (["crm", "--db", "x.db"], "vrm-vendor crm: name the records to list: "
+                              "activities, contacts, feedback, leads"),
+    (["crm", "people", "--db", "x.db"],
+     "'people' is not a kind of record; use activities, contacts, feedback or leads"),
+    (["crm", "leads", "--db", "x.db", "--mapping", "sap"],
+     "'sap' is not a mapping; use default, hubspot or salesforce"),
+    (["crm", "leads", "--db", "x.db", "open"], "vrm-vendor crm: it does not take 'open'"),
+    (["offer", "--db", "x.db"], "name the lead to make the offer for"),
+    (["offer", "1", "--db", "x.db"], "--summary and --price are required"),
+])
+def test_command_line_mistakes_are_one_sentence(argv: list[str], words: str,
+                                                tmp_path: Any) -> None:
+    result = subprocess.run([sys.executable, "-m", "vendor_adapter.cli", *argv], env=ENV,
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    fails(result, words)
+    assert result.returncode == 2  # a usage mistake, as argparse's own
+    assert not (tmp_path / "x.db").exists()  # nothing was created
+
+
+def test_help_still_prints_the_usage() -> None:
+    for argv in (["--help"], ["serve", "--help"], ["crm", "-h"], ["offer", "--help"]):
+        result = run(*argv)
+        assert result.returncode == 0 and result.stdout.startswith("usage: vrm-vendor")
+    serve_help = " ".join(run("serve", "--help").stdout.split())
+    defaults = ServerLimits()  # the help states the library's defaults
+    assert f"(default: {defaults.header_timeout:g})" in serve_help
+    assert f"(default: {defaults.max_connections}," in serve_help
+
+
+def connections(pid: int) -> int:
+    """How many TCP connections the process holds open, from its own file
+    descriptors (/proc/PID/fd) and the kernel's socket table: every socket of
+    its that is not listening."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:  # closed while we looked
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            count += fields[9] in inodes and fields[3] != "0A"  # 0A: LISTEN
+    return count
+
+
+def test_serve_cuts_off_clients_that_trickle_their_headers(db_path: str) -> None:
+    # A slowloris: 100 connections, each sending one header line every 0.1 s
+    # (the whole head would take 4 s), against a 0.5 s head deadline.
+    server = Server(db_path, "--header-timeout", "0.5")
+    try:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        trickle = [b"X-Slow-%d: 1\r\n" % i for i in range(40)]
+        held = []
+
+        async def attack() -> list[Any]:
+            async def look() -> None:
+                await asyncio.sleep(0.3)
+                held.append(connections(server.proc.pid))
+
+            results = await asyncio.gather(look(), *(
+                exchange(host, int(port), b"POST /inbox HTTP/1.1\r\nHost: v\r\n", trickle,
+                         pause=0.1) for _ in range(100)))
+            return results[1:]
+
+        results = asyncio.run(attack())
+        assert held[0] > 50  # the server did hold them, for a while
+        # It cut every one off while it was still sending: a 408 problem
+        # document, then the end of the connection.
+        assert all(r.cut_off for r in results)
+        assert {r.status for r in results} == {408}
+        assert {r.problem()["type"] for r in results} == {protocol.PROBLEM_PREFIX
+                                                          + "request-timeout"}
+        # ... and holds none of them now.
+        for _ in range(100):
+            if connections(server.proc.pid) == 0:
+                break
+            time.sleep(0.05)
+        assert connections(server.proc.pid) == 0
+        person = Person(server.discovery["id"])
+        assert server.post(person.request())[0] == 200  # and it serves on
+    finally:
+        assert server.stop() == 0
