@@ -5,13 +5,17 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timezone
 
-__all__ = ["format_time", "parse_time", "parse_date", "utc"]
+__all__ = ["TIMESTAMP_PATTERN", "DATE_PATTERN", "format_time", "parse_time", "parse_date",
+           "utc"]
 
 # RFC 3339 §5.6 with the offset fixed to "Z": the protocol speaks only UTC.
 _TIMESTAMP = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?Z"
 )
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+#: The same shapes for JSON Schema (the values are then checked as real dates and times).
+TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$"
+DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 def utc(moment: datetime) -> datetime:
@@ -21,14 +25,12 @@ def utc(moment: datetime) -> datetime:
 
 
 def format_time(moment: datetime) -> str:
+    """The shortest RFC 3339 UTC form: no fraction when whole seconds, else up to six
+    digits without trailing zeros (PROTOCOL.md §3)."""
     moment = utc(moment)
-    if moment.year < 1000:  # strftime's %Y does not pad; isoformat's does
-        text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-        if moment.microsecond:
-            text += f".{moment.microsecond:06d}".rstrip("0")
-        return text + "Z"
-    # isoformat is several times faster than strftime and gives the same text:
-    # YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00 (the fraction only when non-zero).
+    # isoformat is several times faster than strftime, and pads the year to four
+    # digits (glibc's %Y does not): YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00, the
+    # fraction only when non-zero.
     text = moment.isoformat()
     if moment.microsecond:
         return text[:26].rstrip("0") + "Z"
