@@ -26,11 +26,15 @@ class DiscoveryDocument(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    vrm: Annotated[list[str], Field(min_length=1, max_length=10)]
+    # The json_schema_extra say in JSON Schema what parse_discovery checks.
+    vrm: Annotated[list[str], Field(min_length=1, max_length=10,
+                                    json_schema_extra={"contains": {"const": "1"}})]
     id: Did
     name: ShortText
     inbox: Url
-    keys: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=10)]
+    keys: Annotated[list[dict[str, Any]], Field(
+        min_length=1, max_length=10,
+        json_schema_extra={"items": {"type": "object", "not": {"required": ["d"]}}})]
     types: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=200)]
 
     @property

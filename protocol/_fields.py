@@ -9,11 +9,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from ._didkey import public_bytes_from_did
 from ._errors import UnknownKey
-from ._time import format_time, parse_date, parse_time, utc
+from ._time import DATE_PATTERN, TIMESTAMP_PATTERN, format_time, parse_date, parse_time, utc
 
 
 def _as_datetime(value: object) -> object:
@@ -36,14 +43,19 @@ def _check_did(value: str) -> str:
 
 #: An RFC 3339 UTC timestamp on the wire; an aware datetime in Python.
 Timestamp = Annotated[datetime, BeforeValidator(_as_datetime),
-                      PlainSerializer(format_time, return_type=str)]
+                      PlainSerializer(format_time, return_type=str),
+                      WithJsonSchema({"type": "string", "format": "date-time",
+                                      "pattern": TIMESTAMP_PATTERN})]
 #: An ISO 8601 calendar date, YYYY-MM-DD.
 Date = Annotated[date, BeforeValidator(_as_date),
-                 PlainSerializer(date.isoformat, return_type=str)]
+                 PlainSerializer(date.isoformat, return_type=str),
+                 WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN})]
 #: Printable ASCII without spaces, 1 to 128 characters.
 MessageId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
-#: An Ed25519 did:key.
-Did = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_did)]
+#: An Ed25519 did:key: ``did:key:z6Mk`` and 44 more base58btc characters (the
+#: pattern), which must decode to the ed25519-pub multicodec and 32 bytes (the validator).
+DID_KEY_PATTERN = r"^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$"
+Did = Annotated[str, StringConstraints(pattern=DID_KEY_PATTERN), AfterValidator(_check_did)]
 #: Whoever a message is addressed to: a DID, or another printable identifier.
 RecipientId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$")]
 #: A non-negative decimal amount as a string: "199.00". Never a JSON number.

@@ -113,6 +113,8 @@ def _not_empty(model: WireModel, what: str) -> None:
 class PostalAddressChanges(PostalAddress):
     """Changes to a postal address (RFC 7386): null removes a member."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     @model_validator(mode="after")
     def _some(self) -> PostalAddressChanges:
         _not_empty(self, "postal_address changes")
@@ -122,6 +124,8 @@ class PostalAddressChanges(PostalAddress):
 class ProfileChanges(Profile):
     """Changes to a profile with JSON Merge Patch semantics (RFC 7386 §2):
     a member set to null is removed; ``postal_address`` is merged member by member."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     postal_address: PostalAddressChanges | None = None
 
@@ -308,12 +312,19 @@ class Channels(WireModel):
 
 
 class PreferencesUpdateBody(WireModel):
+    # At least one member that is not null (a null member means "absent" here).
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["channels"], "properties": {"channels": {"type": "object"}}},
+        {"required": ["marketing"], "properties": {"marketing": {"type": "boolean"}}},
+    ]})
+
     channels: Channels | None = None
     marketing: bool | None = None
 
     @model_validator(mode="after")
     def _some(self) -> PreferencesUpdateBody:
-        _not_empty(self, "preferences.update")
+        if self.channels is None and self.marketing is None:
+            raise ValueError("preferences.update must set channels or marketing")
         return self
 
 
@@ -367,6 +378,13 @@ class ProblemRef(WireModel):
 
 
 class ReceiptBody(WireModel):
+    # JSON Schema for the rule in _problem below.
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"required": ["status"],
+               "properties": {"status": {"enum": ["rejected", "unsupported"]}}},
+        "then": {"required": ["problem"], "properties": {"problem": {"type": "object"}}},
+    })
+
     status: Literal["accepted", "duplicate", "rejected", "unsupported"]
     problem: ProblemRef | None = None
     record: dict[str, Annotated[str, Field(max_length=200)] | int | bool | None] | None = None

@@ -28,7 +28,7 @@ from protocol import (
 )
 
 from .helpers import NOW, envelope, header_for, later, raw_jws, signed
-from .samples import SAMPLE_BODIES, THREADED
+from .samples import INVALID_BODIES, SAMPLE_BODIES, THREADED
 
 AGENT = SigningKey.generate()
 VENDOR = SigningKey.generate()
@@ -289,33 +289,7 @@ def test_unknown_type():
     assert info.value.urn == "urn:vrm:problem:unsupported-type"
 
 
-@pytest.mark.parametrize("type_, body", [
-    ("feedback", {"score": 11}),
-    ("feedback", {"score": "9"}),
-    ("feedback", {"score": 9.0}),
-    ("feedback", {"score": True}),
-    ("feedback", {}),
-    ("feedback", {"score": 5, "colour": "red"}),
-    ("contact.update", {"changes": {}}),
-    ("contact.update", {"changes": {"phone": "0301234567"}}),
-    ("contact.update", {"changes": {"email": "not-an-email"}}),
-    ("contact.update", {"changes": {"postal_address": {"country": "Germany"}}}),
-    ("contact.update", {"changes": {"language": "english please"}}),
-    ("intent", {"summary": ""}),
-    ("intent", {"summary": "bike", "budget": {"max": 800, "currency": "EUR"}}),
-    ("intent", {"summary": "bike", "budget": {"max": "800", "currency": "euro"}}),
-    ("intent", {"summary": "bike", "needed_by": "June"}),
-    ("intent", {"summary": "bike", "quantity": 0}),
-    ("offer", {"summary": "x", "price": {"amount": "-1", "currency": "EUR"}}),
-    ("offer", {"summary": "x", "price": {"amount": "1.00", "currency": "EUR"},
-               "url": "javascript:alert(1)"}),
-    ("preferences.update", {}),
-    ("preferences.update", {"marketing": "yes"}),
-    ("relationship.end", {"erase": 1}),
-    ("messages.fetch", {}),
-    ("receipt", {"status": "rejected"}),
-    ("receipt", {"status": "maybe"}),
-])
+@pytest.mark.parametrize("type_, body", INVALID_BODIES)
 def test_invalid_bodies(type_, body):
     with pytest.raises(InvalidBody) as info:
         read(signed(payload(type_, body), AGENT))
