@@ -37,7 +37,7 @@ from ._fields import (
 )
 
 __all__ = [
-    "PROTOCOL_VERSION", "WIRE", "DEFAULT_LIFETIME", "MAX_LIFETIME", "WireModel", "Envelope", "Message",
+    "PROTOCOL_VERSION", "WIRE", "DEFAULT_LIFETIME", "MAX_LIFETIME", "MAX_TYPE_LENGTH", "WireModel", "Envelope", "Message",
     "PostalAddress", "Profile", "PostalAddressChanges", "ProfileChanges", "PROFILE_FIELDS",
     "RelationshipRequest", "RelationshipRequestBody", "ContactUpdate", "ContactUpdateBody",
     "Intent", "IntentBody", "Budget", "Location", "IntentCancel", "IntentCancelBody",
@@ -52,6 +52,8 @@ PROTOCOL_VERSION = "1"
 DEFAULT_LIFETIME = timedelta(days=7)
 #: The longest validity a message may claim.
 MAX_LIFETIME = timedelta(days=30)
+#: The longest message type name.
+MAX_TYPE_LENGTH = 100
 
 
 #: Validation context for payloads received from the wire.
@@ -150,7 +152,7 @@ class Envelope(WireModel):
 
     vrm: Literal["1"]
     id: MessageId
-    type: Annotated[str, Field(min_length=1, max_length=100)]
+    type: Annotated[str, Field(min_length=1, max_length=MAX_TYPE_LENGTH)]
     sender: Did = Field(alias="from")
     to: RecipientId
     created: Timestamp

@@ -19,15 +19,20 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TypeVar
 
 from ._errors import UnknownMessageType
-from ._messages import CORE_MESSAGE_TYPES, Message
+from ._messages import CORE_MESSAGE_TYPES, MAX_TYPE_LENGTH, Message
 
 __all__ = ["MessageRegistry", "CORE_REGISTRY", "EXTENSION_TYPE_PATTERN"]
 
 M = TypeVar("M", bound=type[Message])
 
 _CORE_NAME = re.compile(r"[a-z]+(\.[a-z]+)*")
-#: Extension types are namespaced by a reverse domain: x-org.example.loyalty.points
-EXTENSION_TYPE_PATTERN = re.compile(r"x-[a-z0-9-]+(\.[a-z0-9-]+)+")
+# A DNS label (RFC 1035 §2.3.1, lower case): 1-63 letters, digits and inner hyphens.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+#: Extension types are namespaced by a reverse domain the author controls:
+#: ``x-`` + at least two domain labels + a name of one or more labels, so at least
+#: three labels in all (x-org.example.loyalty.points; not x-org.points). With
+#: MAX_TYPE_LENGTH, this is the whole rule (PROTOCOL.md §9).
+EXTENSION_TYPE_PATTERN = re.compile(rf"x-{_LABEL}(?:\.{_LABEL}){{2,}}")
 
 
 class MessageRegistry(Mapping[str, type[Message]]):
@@ -48,9 +53,12 @@ class MessageRegistry(Mapping[str, type[Message]]):
             raise TypeError("register a Message subclass whose type is a Literal string")
         name = model.message_type
         is_core = model in CORE_MESSAGE_TYPES
-        if not is_core and not EXTENSION_TYPE_PATTERN.fullmatch(name):
+        if not is_core and (len(name) > MAX_TYPE_LENGTH
+                            or not EXTENSION_TYPE_PATTERN.fullmatch(name)):
             raise ValueError(
-                f"extension type {name!r} must be namespaced: x-<reverse domain>.<name>"
+                f"extension type {name!r} must be namespaced: x-<reverse domain>.<name>, "
+                f"like x-org.example.loyalty.points (at least three lower-case DNS labels, "
+                f"at most {MAX_TYPE_LENGTH} characters)"
             )
         if is_core and not _CORE_NAME.fullmatch(name):  # pragma: no cover - our own names
             raise ValueError(f"bad core type name {name!r}")

@@ -57,13 +57,28 @@ def test_register_works_as_a_decorator():
     assert registry.lookup("x-org.example.ping") is Ping
 
 
-@pytest.mark.parametrize("name", ["loyalty.points", "x-points", "x-Org.Example.points",
-                                  "feedback2", "x-.a"])
+@pytest.mark.parametrize("name", [
+    "loyalty.points", "x-points", "x-Org.Example.points", "feedback2", "x-.a",
+    "x-org.points",            # one domain label and a name: the domain needs two
+    "x--.-", "x-org-.example.a", "x-org.-example.a", "x-org.exa_mple.a", "x-org..example.a",
+    "x-org.example.", "x-" + "a" * 64 + ".example.a",  # a label is at most 63 characters
+    "x-org.example." + "a." * 45 + "a",                # over 100 characters in all
+])
 def test_extension_names_must_be_namespaced(name):
     model = type("Bad", (Message,), {"__annotations__": {"type": Literal[name],
                                                           "body": PointsQueryBody}})
     with pytest.raises(ValueError, match="namespaced"):
         MessageRegistry(model)
+
+
+@pytest.mark.parametrize("name", [
+    "x-org.example.loyalty.points", "x-org.example.a", "x-com.example.my-type", "x-0.1.2",
+    "x-" + "a" * 63 + ".example.a",
+])
+def test_namespaced_extension_names(name):
+    model = type("Good", (Message,), {"__annotations__": {"type": Literal[name],
+                                                           "body": PointsQueryBody}})
+    assert MessageRegistry(model).lookup(name) is model
 
 
 def test_a_name_cannot_be_registered_twice():
