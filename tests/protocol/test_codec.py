@@ -456,3 +456,66 @@ def test_answers_must_name_their_thread_in_python_too(type_):
 def test_only_answers_require_a_thread():
     assert {name for name, model in protocol.CORE_REGISTRY.items()
             if model.requires_thread} == THREADED
+
+
+# --- the protected header and the bytes around the JWS, through parse() ---------------------
+
+def with_header(text: bytes) -> bytes:
+    """A JWS whose protected header is exactly ``text``, signed by AGENT."""
+    return raw_jws(text, payload(), AGENT)
+
+
+def test_duplicate_members_in_the_protected_header():
+    text = (b'{"alg":"Ed25519","kid":"%s","typ":"vrm+json","alg":"none"}' % AGENT.kid.encode())
+    with pytest.raises(MalformedMessage, match="duplicate"):
+        read(with_header(text))
+
+
+def test_nan_in_the_protected_header():
+    text = b'{"alg":"Ed25519","kid":"%s","typ":"vrm+json","x":NaN}' % AGENT.kid.encode()
+    with pytest.raises(MalformedMessage, match="NaN"):
+        read(with_header(text))
+
+
+@pytest.mark.parametrize("alg", [5, ["Ed25519"], {"name": "Ed25519"}, True, "ed25519", "EDDSA"])
+def test_an_alg_that_is_not_the_string_ed25519_or_eddsa(alg):
+    with pytest.raises(BadSignature, match="algorithm"):
+        read(signed(payload(), AGENT, alg=alg))
+
+
+@pytest.mark.parametrize("typ", ["vrm+json", "VRM+JSON", "Vrm+Json", "application/vrm+json",
+                                 "Application/VRM+JSON"])
+def test_typ_is_compared_without_regard_to_case(typ):
+    assert read(signed(payload(), AGENT, typ=typ)).type == "feedback"
+
+
+@pytest.mark.parametrize("typ", ["application/jose+json", "vrm", "JOSE", "vrm+json ",
+                                 "application/vrm+json; charset=utf-8", 1])
+def test_other_typs_are_malformed(typ):
+    with pytest.raises(MalformedMessage, match="typ"):
+        read(signed(payload(), AGENT, typ=typ))
+
+
+@pytest.mark.parametrize("member", ["x5t", "x5t#S256"])
+def test_certificate_thumbprint_headers_are_refused(member):
+    raw = signed(payload(), AGENT, **{member: "NjVBRjY5MDlCMUIwNzU4RTA2QzZFMDQ4QzQ2MDAyQjVDNjk1RTM2Qg"})
+    with pytest.raises(BadSignature, match="not accepted"):
+        read(raw)
+
+
+def test_a_byte_order_mark_before_the_jws():
+    with pytest.raises(MalformedMessage):
+        read(b"\xef\xbb\xbf" + signed(payload(), AGENT))
+
+
+@pytest.mark.parametrize("escape", [b"\\ud800", b"\\udfff", b"\\ud83d x"])
+def test_a_lone_surrogate_in_the_payload(escape):
+    data = json.dumps(payload("feedback", {"score": 1, "comment": "@"})).encode()
+    with pytest.raises(MalformedMessage, match="surrogate"):
+        read(signed(data.replace(b'"@"', b'"' + escape + b'"'), AGENT))
+
+
+def test_a_surrogate_pair_in_the_payload_is_one_character():
+    data = json.dumps(payload("feedback", {"score": 1, "comment": "@"})).encode()
+    message = read(signed(data.replace(b'"@"', b'"\\ud83d\\ude00"'), AGENT))
+    assert message.body.comment == "\U0001f600"
