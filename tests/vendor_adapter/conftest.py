@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from jwcrypto import jwk, jws
+from yarl import URL
 
 import protocol
 from vendor_adapter import Vendor
@@ -191,7 +192,9 @@ class Inbox:
         return self.client.server.runner.stats
 
     async def post(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
-        resp = await self.client.post("/inbox", data=body, headers=headers or JOSE)
+        # The inbox the discovery document names (a sub-app's is under its prefix).
+        path = URL(self.discovery["inbox"]).path
+        resp = await self.client.post(path, data=body, headers=headers or JOSE)
         return resp.status, resp.headers.get("Content-Type", ""), await resp.read()
 
     async def send(self, person: Person, raw: bytes, *, status: int = 200) -> dict[str, Any]:

@@ -3,16 +3,32 @@ the problem URN, and that the CRM did not change."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import sqlite3
 from typing import Any
 
 import pytest
+from aiohttp import web
 from jwcrypto import jwk, jws
 
 import protocol
+from vendor_adapter import CrmEvent, RecordRef, SqliteCrm, Vendor
+from vendor_adapter.aiohttp import vrm_app
 
-from .conftest import Inbox, JwcryptoPerson, Person, now, timedelta
+from .conftest import (
+    JOSE,
+    LIMITS,
+    PASSPHRASE,
+    GuardedTestServer,
+    Inbox,
+    JwcryptoPerson,
+    Person,
+    exchange,
+    now,
+    request_head,
+    timedelta,
+    verify_receipt,
+)
 
 URN = protocol.PROBLEM_PREFIX
 
@@ -106,6 +122,37 @@ async def test_message_addressed_to_another_vendor(inbox: Inbox, attacker: Perso
     await rejected(inbox, attacker, raw, "not-for-me")
 
 
+async def test_a_real_cross_vendor_replay(vendor: Vendor, db_path: str, aiohttp_client) -> None:
+    # Two vendors in one database file, mounted side by side in one server: a
+    # message vendor A really accepted, replayed verbatim to vendor B.
+    other = Vendor.open(db_path, name="Other Shop", passphrase=PASSPHRASE)
+    try:
+        app = web.Application()
+        app.add_subapp("/a", vrm_app(vendor, limits=LIMITS))
+        app.add_subapp("/b", vrm_app(other, limits=LIMITS))
+        client = await aiohttp_client(GuardedTestServer(app))
+        shop_a, shop_b = [
+            Inbox(client, v, await (await client.get(f"/{name}/.well-known/vrm")).json())
+            for name, v in (("a", vendor), ("b", other))]
+        person = shop_a.person()
+        messages = [person.request(given_name="Ann"),
+                    person.message("feedback", {"score": 9})]
+        for raw in messages:
+            assert (await shop_a.send(person, raw))["status"] == "accepted"
+        before = shop_b.snapshot()  # the whole file: both vendors
+        for raw in messages:
+            resp = await client.post("/b/inbox", data=raw, headers=JOSE)
+            assert resp.status == 422
+            # B's own signed receipt, verified against B's discovery document
+            receipt = verify_receipt(await resp.read(), shop_b.discovery, person.did)
+            assert receipt["body"]["status"] == "rejected"
+            assert receipt["body"]["problem"]["type"] == URN + "not-for-me"
+        assert shop_b.snapshot() == before
+        assert other.crm.contacts() == [] and len(vendor.crm.contacts()) == 1
+    finally:
+        other.close()
+
+
 async def test_expired_message(inbox: Inbox, attacker: Person) -> None:
     raw = attacker.message("feedback", {"score": 0}, created=now() - timedelta(days=8))
     await rejected(inbox, attacker, raw, "expired")
@@ -131,6 +178,32 @@ async def test_replayed_id_is_a_duplicate_without_a_second_effect(inbox: Inbox,
                                    json.loads(raw)["payload"], what="p"))["id"])
     assert (await inbox.send(attacker, variant))["status"] == "duplicate"
     assert inbox.snapshot() == before
+
+
+@pytest.mark.parametrize("member, value", [
+    ("jwk", {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}),
+    ("jku", "https://evil.example/keys.json"),
+    ("x5u", "https://evil.example/cert.pem"),
+    ("x5c", ["MIIBszCCAVmgAwIBAgIJAKvE"]),
+    ("x5t", "dGh1bWJwcmludA"),
+    ("x5t#S256", "dGh1bWJwcmludA"),
+    ("crit", ["b64"]),
+    ("b64", False),
+])
+async def test_a_header_that_names_its_own_key_or_rules(inbox: Inbox, attacker: Person,
+                                                        member: str, value: Any) -> None:
+    # Signed properly, with the sender's real key: only the header member is wrong,
+    # and it is one that would let the sender pick the key or change the rules
+    # (RFC 8725 §3.1, RFC 7797).
+    header = {"alg": "Ed25519", "kid": attacker.key.kid, "typ": "vrm+json", member: value}
+    payload = json.dumps(attacker.envelope("feedback", {"score": 0})).encode()
+    b64 = protocol.b64url_encode
+    protected = b64(json.dumps(header).encode())
+    signature = attacker.key.sign(f"{protected}.{b64(payload)}".encode())
+    raw = json.dumps({"protected": protected, "payload": b64(payload),
+                      "signature": b64(signature)}).encode()
+    problem = await refused(inbox, raw, 401, "bad-signature")
+    assert member in problem["detail"]
 
 
 # --- hostile JSON -----------------------------------------------------------------------
@@ -165,6 +238,14 @@ async def test_ten_thousand_deep_nesting(inbox: Inbox, attacker: Person) -> None
     await refused(inbox, attacker.sign_payload(payload), 400, "malformed")
 
 
+async def test_a_lone_surrogate_in_the_signed_payload(inbox: Inbox, attacker: Person) -> None:
+    # "\\ud800" is valid JSON text for a string that no UTF-8 can carry (RFC 7493 §2.1):
+    # two parsers could read the signed message two ways.
+    text = json.dumps(attacker.envelope("feedback", {"score": 1, "comment": "PLACEHOLDER"}))
+    payload = text.replace("PLACEHOLDER", "\\ud800").encode()
+    await refused(inbox, attacker.sign_payload(payload), 400, "malformed")
+
+
 async def test_not_json_at_all(inbox: Inbox) -> None:
     await refused(inbox, b"\xff\xfe not json", 400, "malformed")
     await refused(inbox, b"", 400, "malformed")
@@ -186,48 +267,9 @@ async def test_a_body_over_64_kib_is_refused(inbox: Inbox, attacker: Person) -> 
     await refused(inbox, raw, 413, "too-large")
 
 
-async def raw_request(inbox: Inbox, head: bytes, chunks: list[bytes], *,
-                      pause: float = 0.001, shut: bool = False) -> bytes:
-    """Speak HTTP/1.1 by hand, reading while writing; return what the server sent
-    before it closed. The server may close (even reset) the connection once it
-    has refused a body, so writing stops at the first sign of an answer."""
-    host, port = inbox.client.server.host, inbox.client.server.port
-    reader, writer = await asyncio.open_connection(host, port)
-    received = bytearray()
-
-    async def read() -> None:
-        try:
-            while data := await reader.read(65536):
-                received.extend(data)
-        except ConnectionError:
-            pass
-
-    reading = asyncio.create_task(read())
-    try:
-        writer.write(head)
-        for chunk in chunks:
-            if received or reading.done():
-                break  # the server already answered
-            writer.write(chunk)
-            await writer.drain()
-            await asyncio.sleep(pause)
-        if shut:
-            writer.write_eof()
-    except ConnectionError:
-        pass
-    try:
-        await asyncio.wait_for(reading, 30)
-    finally:
-        writer.close()
-    return bytes(received)
-
-
-def head(length: int | None, ctype: str = "application/jose+json") -> bytes:
-    framing = (f"Content-Length: {length}" if length is not None
-               else "Transfer-Encoding: chunked")
-    # Header bytes are latin-1 (RFC 9110 §5.5), so "\xff" in ctype is the byte 0xff.
-    return (f"POST /inbox HTTP/1.1\r\nHost: vendor.test\r\nContent-Type: {ctype}\r\n"
-            f"{framing}\r\n\r\n").encode("latin-1")
+def exchange_with(inbox: Inbox, head: bytes, chunks: list[bytes], **options: Any) -> Any:
+    server = inbox.client.server
+    return exchange(server.host, server.port, head, chunks, **options)
 
 
 async def test_a_content_type_that_is_not_utf_8(inbox: Inbox, attacker: Person) -> None:
@@ -235,10 +277,9 @@ async def test_a_content_type_that_is_not_utf_8(inbox: Inbox, attacker: Person) 
     # quotes the media type, and must still serialize (it once gave a 500).
     raw = attacker.message("feedback", {"score": 5})
     before = inbox.snapshot()
-    answer = await raw_request(inbox, head(len(raw), "application/\xff"), [raw])
-    status, _, body = answer.partition(b"\r\n\r\n")
-    assert status.startswith(b"HTTP/1.1 415"), answer[:200]
-    assert json.loads(body)["type"] == URN + "unsupported-media-type"
+    result = await exchange_with(inbox, request_head(len(raw), "application/\xff"), [raw])
+    assert result.status == 415, result.answer[:200]
+    assert result.problem()["type"] == URN + "unsupported-media-type"
     assert inbox.snapshot() == before
 
 
@@ -246,11 +287,50 @@ async def test_a_content_type_that_is_not_utf_8(inbox: Inbox, attacker: Person) 
 async def test_a_discovery_request_with_a_bad_host(inbox: Inbox, host: bytes) -> None:
     # The inbox URL in the document is built from Host; a Host that makes no URL
     # is the client's mistake (400), never a 500.
-    answer = await raw_request(inbox, b"GET /.well-known/vrm HTTP/1.1\r\nHost: " + host
-                               + b"\r\nConnection: close\r\n\r\n", [])
-    status, _, body = answer.partition(b"\r\n\r\n")
-    assert status.startswith(b"HTTP/1.1 400"), answer[:200]
-    assert json.loads(body)["type"] == URN + "malformed"
+    result = await exchange_with(inbox, b"GET /.well-known/vrm HTTP/1.1\r\nHost: " + host
+                                 + b"\r\nConnection: close\r\n\r\n", [])
+    assert result.status == 400, result.answer[:200]
+    assert result.problem()["type"] == URN + "malformed"
+
+
+class FailingCrm(SqliteCrm):
+    """The built-in CRM, on a disk that fails once ``failing`` is set: it writes
+    its records, then SQLite gives up, as with a full disk."""
+
+    failing = False
+
+    def apply(self, conn: sqlite3.Connection, event: CrmEvent) -> RecordRef:
+        record = super().apply(conn, event)
+        if self.failing:
+            raise sqlite3.OperationalError("database or disk is full")
+        return record
+
+
+async def test_a_database_failure_is_a_503_and_records_nothing(db_path: str,
+                                                               aiohttp_client) -> None:
+    sink = FailingCrm()
+    vendor = Vendor.open(db_path, name="Fragile", passphrase=PASSPHRASE, sink=sink)
+    try:
+        client = await aiohttp_client(GuardedTestServer(vrm_app(vendor, limits=LIMITS)))
+        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json())
+        person = await inbox.related(given_name="Ann")
+        raw = person.message("feedback", {"score": 9})
+        sink.failing = True
+        before = inbox.snapshot()
+        resp = await client.post("/inbox", data=raw, headers=JOSE)
+        assert resp.status == 503
+        assert int(resp.headers["Retry-After"]) > 0
+        assert resp.headers["Content-Type"].startswith("application/problem+json")
+        problem = await resp.json()
+        assert problem["type"] == URN + "unavailable" and problem["status"] == 503
+        assert "disk" not in problem["detail"]  # our failure, not told to the sender
+        assert inbox.snapshot() == before  # the half-written records were rolled back
+        # The sender's retry, once the disk is fine again, has its one effect.
+        sink.failing = False
+        assert (await inbox.send(person, raw))["status"] == "accepted"
+        assert len(vendor.crm.feedback()) == 1
+    finally:
+        vendor.close()
 
 
 async def test_anything_unforeseen_is_a_503_never_a_500(inbox: Inbox, monkeypatch) -> None:
@@ -266,17 +346,19 @@ async def test_anything_unforeseen_is_a_503_never_a_500(inbox: Inbox, monkeypatc
 
 async def test_a_10_mb_body_is_refused_before_it_is_read(inbox: Inbox) -> None:
     before = inbox.snapshot()
-    answer = await raw_request(inbox, head(10 * 1024 * 1024), [b"{" * 1024])
-    assert answer.startswith(b"HTTP/1.1 413")
-    assert (URN + "too-large").encode() in answer
+    result = await exchange_with(inbox, request_head(10 * 1024 * 1024), [b"{" * 1024] * 10)
+    assert result.status == 413
+    assert result.problem()["type"] == URN + "too-large"
     assert inbox.snapshot() == before
 
 
 async def test_a_10_mb_chunked_body_is_refused_while_streaming(inbox: Inbox) -> None:
     before = inbox.snapshot()
     chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"a" * 64 * 1024)
-    answer = await raw_request(inbox, head(None), [chunk] * 160)
-    assert answer.startswith(b"HTTP/1.1 413")
+    result = await exchange_with(inbox, request_head(None), [chunk] * 160)
+    assert result.status == 413
+    assert result.problem()["type"] == URN + "too-large"
+    assert result.cut_off  # refused while the client was still sending, not after 10 MB
     assert inbox.snapshot() == before
 
 
@@ -285,9 +367,13 @@ async def test_a_body_cut_off_half_way(inbox: Inbox, attacker: Person) -> None:
     half = raw[: len(raw) // 2]
     # the client says the body is shorter than the message: malformed
     await refused(inbox, half, 400, "malformed")
-    # the client promises the whole message, sends half and hangs up
+    # the client promises the whole message, sends half, and ends its side of the
+    # connection (a half-close: it can still read the answer)
     before = inbox.snapshot()
-    await raw_request(inbox, head(len(raw)), [half], shut=True)
+    result = await exchange_with(inbox, request_head(len(raw)), [half], shut=True)
+    assert result.status == 400, result.answer[:200]
+    assert result.problem()["type"] == URN + "malformed"
+    assert b"\r\nConnection: close\r\n" in result.answer
     assert inbox.snapshot() == before
     # the inbox still works, and the message was never counted as seen
     assert (await inbox.send(attacker, raw))["status"] == "accepted"
@@ -296,10 +382,26 @@ async def test_a_body_cut_off_half_way(inbox: Inbox, attacker: Person) -> None:
 async def test_a_slow_client_times_out(inbox: Inbox, attacker: Person) -> None:
     raw = attacker.message("feedback", {"score": 5})
     before = inbox.snapshot()
+    open_before = inbox.stats.open
     # one byte every 0.2 s: the whole body would take minutes; the limit is 1 s here
-    answer = await raw_request(inbox, head(len(raw)), [bytes([b]) for b in raw[:40]],
-                               pause=0.2)
-    assert answer.startswith(b"HTTP/1.1 408")
-    assert (URN + "request-timeout").encode() in answer
-    assert b"Connection: close" in answer  # the server let go of the connection
+    result = await exchange_with(inbox, request_head(len(raw)), [bytes([b]) for b in raw[:40]],
+                                 pause=0.2)
+    assert result.status == 408
+    assert result.problem()["type"] == URN + "request-timeout"
+    assert b"\r\nConnection: close\r\n" in result.answer
+    # The server let go: the client saw the connection end (EOF) while it was
+    # still sending, and the server no longer counts it.
+    assert result.cut_off
+    assert inbox.stats.open == open_before
     assert inbox.snapshot() == before
+
+
+async def test_a_slow_client_times_out_on_its_headers_too(inbox: Inbox) -> None:
+    open_before = inbox.stats.open
+    result = await exchange_with(inbox, b"POST /inbox HTTP/1.1\r\nHost: vendor.test\r\n",
+                                 [b"X-Slow-%d: 1\r\n" % i for i in range(40)], pause=0.2)
+    assert result.status == 408
+    assert result.problem()["type"] == URN + "request-timeout"
+    assert result.cut_off
+    assert inbox.stats.open == open_before
+    assert inbox.stats.head_timeouts == 1
