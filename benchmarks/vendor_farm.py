@@ -13,6 +13,22 @@ CPU seconds of the database writer thread (which cProfile does not see).
 thread for a window (the broadcast alone, not the start-up) and write it to the
 ``--profile`` file.
 ``VRM_VENDOR_PASSPHRASE`` seals the keys (default: "vendor-farm").
+
+Two options make the CRM misbehave, for the fault tests (tests/faults):
+
+``--write-delay-ms MS``
+    The CRM sink sleeps MS per message inside the batch's open transaction (a
+    slow CRM). Requests queue up meanwhile, so batches grow.
+``--stall-after N``
+    Once N messages of one batch are applied, the writer stops there for good,
+    with the transaction open, and the farm prints a second line:
+    {"stalled": {"batch": [ids applied in the open batch], "committed_batches": n}}.
+    No batch stalls before one has committed, so some work is durable by then.
+    A stalled farm never exits on SIGTERM: kill it (SIGKILL), which is the point.
+    The page cache is cut to a few pages in this mode, so the open batch's pages
+    already reach the WAL before its COMMIT: the kill leaves uncommitted frames
+    there for the next open to discard (https://sqlite.org/wal.html#recovery,
+    https://sqlite.org/pragma.html#pragma_cache_spill), not an untouched file.
 """
 
 from __future__ import annotations
@@ -24,14 +40,21 @@ import json
 import os
 import resource
 import signal
+import sqlite3
 import sys
+import threading
+import time
 
 from aiohttp import web
 
-from vendor_adapter import Vendor
+from vendor_adapter import CrmEvent, RecordRef, SqliteCrm, Vendor
 from vendor_adapter.aiohttp import vrm_app
 
-__all__ = ["build_farm", "main"]
+__all__ = ["build_farm", "main", "SlowCrm"]
+
+#: Pages of page cache in --stall-after mode: SQLite's floor, so that a batch of
+#: a few messages already spills its dirty pages to the WAL.
+_SPILLING_CACHE_PAGES = 10
 
 
 def _thread_cpu(native_id: int | None) -> float:
@@ -46,13 +69,64 @@ def _thread_cpu(native_id: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class SlowCrm(SqliteCrm):
+    """The built-in CRM, slowed down, and optionally stopped dead mid-batch.
+
+    ``apply`` runs in the writer thread inside the batch's open transaction
+    (see vendor_adapter/_sink.py), so its sleep holds that transaction open. The
+    batch boundaries are seen through the connection's trace callback: the
+    writer issues BEGIN and COMMIT (or ROLLBACK) around each batch.
+    """
+
+    def __init__(self, *, delay: float = 0.0, stall_after: int | None = None) -> None:
+        super().__init__()
+        self.delay = delay
+        self.stall_after = stall_after
+        self._traced: sqlite3.Connection | None = None
+        self._open_batch: list[str] = []  # message ids applied since BEGIN
+        self._committed_batches = 0
+
+    def apply(self, conn: sqlite3.Connection, event: CrmEvent) -> RecordRef:
+        if self._traced is not conn:
+            self._traced = conn
+            conn.set_trace_callback(self._trace)
+            if self.stall_after is not None:
+                conn.execute(f"PRAGMA cache_size = {_SPILLING_CACHE_PAGES}")
+        if (self.stall_after is not None and self._committed_batches
+                and len(self._open_batch) >= self.stall_after):
+            self._stall()
+        if self.delay:
+            time.sleep(self.delay)
+        ref = super().apply(conn, event)
+        self._open_batch.append(event.message.id)
+        return ref
+
+    def _trace(self, statement: str) -> None:
+        statement = statement.strip().upper()
+        if statement.startswith("BEGIN") or statement == "ROLLBACK":
+            self._open_batch = []
+        elif statement == "COMMIT":
+            self._committed_batches += 1
+            self._open_batch = []
+
+    def _stall(self) -> None:
+        print(json.dumps({"stalled": {"batch": self._open_batch,
+                                      "committed_batches": self._committed_batches}}),
+              flush=True)
+        threading.Event().wait()  # until the process is killed
+
+
 def build_farm(db: str, count: int, *, first: int = 0, latency: float = 0.0,
-               passphrase: str, profile: str | None = None
-               ) -> tuple[web.Application, list[Vendor]]:
+               passphrase: str, profile: str | None = None, write_delay: float = 0.0,
+               stall_after: int | None = None) -> tuple[web.Application, list[Vendor]]:
     app = web.Application()
     vendors = []
+    # One sink for the whole farm: the identities share one writer, and so one
+    # sequence of batches.
+    sink = (SlowCrm(delay=write_delay, stall_after=stall_after)
+            if write_delay or stall_after is not None else None)
     for number in range(first, first + count):
-        vendor = Vendor.open(db, name=f"vendor-{number}", passphrase=passphrase)
+        vendor = Vendor.open(db, name=f"vendor-{number}", passphrase=passphrase, sink=sink)
         vendors.append(vendor)
         app.add_subapp(f"/v/{number}", vrm_app(vendor))
 
@@ -100,7 +174,8 @@ async def _serve(args: argparse.Namespace) -> None:
     passphrase = os.environ.get("VRM_VENDOR_PASSPHRASE", "vendor-farm")
     app, vendors = build_farm(args.db, args.vendors, first=args.first,
                               latency=args.latency_ms / 1000, passphrase=passphrase,
-                              profile=args.profile)
+                              profile=args.profile, write_delay=args.write_delay_ms / 1000,
+                              stall_after=args.stall_after)
     # A backlog large enough for a thousand agents' connections at once.
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -129,7 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--profile", metavar="FILE",
                         help="where POST /_profile/stop writes the cProfile data")
+    parser.add_argument("--write-delay-ms", type=float, default=0.0,
+                        help="the CRM sleeps this long per message, inside the open batch")
+    parser.add_argument("--stall-after", type=int, metavar="N",
+                        help="stop the writer for good once N messages of a batch are "
+                             "applied (after a first batch committed); for crash tests")
     args = parser.parse_args(argv)
+    if args.stall_after is not None and args.stall_after < 1:
+        parser.error("--stall-after takes a number of messages, 1 or more")
     asyncio.run(_serve(args))
     return 0
 
