@@ -26,7 +26,7 @@ def utc(moment: datetime) -> datetime:
 
 def format_time(moment: datetime) -> str:
     """The shortest RFC 3339 UTC form: no fraction when whole seconds, else up to six
-    digits without trailing zeros (PROTOCOL.md §3)."""
+    digits without trailing zeros (PROTOCOL.md §3.3)."""
     moment = utc(moment)
     # isoformat is several times faster than strftime, and pads the year to four
     # digits (glibc's %Y does not): YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00, the

@@ -58,7 +58,7 @@ INVALID_BODIES: list[tuple[str, dict]] = [
     ("messages.fetch", {}),
     ("receipt", {"status": "rejected"}),
     ("receipt", {"status": "maybe"}),
-    # null means absent (PROTOCOL.md §3), so these name nothing
+    # null means absent (PROTOCOL.md §3.2), so these name nothing
     ("preferences.update", {"marketing": None}),
     ("preferences.update", {"channels": None, "marketing": None}),
     ("receipt", {"status": "unsupported", "problem": None}),

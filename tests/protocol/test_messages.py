@@ -43,7 +43,7 @@ def test_the_core_union_does_not_fall_back_to_another_member():
     assert all(error["loc"][0] == "offer" for error in info.value.errors())
 
 
-# --- null: the same as leaving the member out (PROTOCOL.md §3) ----------------------------
+# --- null: the same as leaving the member out (PROTOCOL.md §3.2) --------------------------
 
 def read(data: dict) -> protocol.Message:
     return parse(signed(data, AGENT), now=NOW, keys=resolve_did_key, recipient=VENDOR.did)

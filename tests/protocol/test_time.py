@@ -41,7 +41,7 @@ def test_the_date_pattern_is_the_shape_the_parser_takes(text):
     ("0999-01-01T00:00:00.01Z", "0999-01-01T00:00:00.01Z"),
 ])
 def test_receivers_keep_microseconds_and_this_implementation_emits_the_shortest_form(text, kept):
-    # PROTOCOL.md §3: up to 9 fractional digits are read, microseconds are kept
+    # PROTOCOL.md §3.3: up to 9 fractional digits are read, microseconds are kept
     # (the rest is dropped), and the shortest form is emitted.
     assert format_time(parse_time(text)) == kept
 
