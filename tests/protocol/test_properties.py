@@ -35,6 +35,17 @@ def test_arbitrary_bytes(raw):
     attempt(raw)
 
 
+@given(st.binary(max_size=500).map(bytearray) | st.binary(max_size=500).map(memoryview)
+       | st.text(max_size=200) | json_values)
+def test_arbitrary_objects_as_the_message(raw):
+    # Not only bytes: a str, None or a list is refused with MalformedMessage.
+    attempt(raw)
+    try:
+        protocol.parse_discovery(raw, url="https://shop.example/.well-known/vrm")
+    except ProtocolError:
+        pass
+
+
 @given(json_values)
 def test_arbitrary_json_as_the_message(value):
     attempt(json.dumps(value).encode())
