@@ -22,6 +22,7 @@ from ._crm import CrmView, SqliteCrm, nps_class
 from ._errors import (
     ClosedError,
     LeadNotFound,
+    NotAVendorDatabase,
     OfferError,
     PassphraseError,
     StorageError,
@@ -41,5 +42,5 @@ __all__ = [
     "CrmSink", "CrmEvent", "RecordRef", "SqliteCrm", "CrmView", "nps_class",
     "FieldMapping", "DEFAULT", "SALESFORCE", "HUBSPOT", "MAPPINGS",
     "VendorAdapterError", "PassphraseError", "VendorNotFound", "StorageError",
-    "ClosedError", "OfferError", "LeadNotFound",
+    "ClosedError", "OfferError", "LeadNotFound", "NotAVendorDatabase",
 ]
