@@ -84,6 +84,20 @@ def _probe_vendor_database(real: str, path: str) -> None:
         probe.close()
 
 
+def _create_private(path: str) -> None:
+    """Create the file with mode 0600 if it does not exist yet.
+
+    It will hold the customers' personal data and the sealed vendor key, so
+    only its owner may read it. SQLite gives the -wal and -shm files the
+    database file's permissions, so they are private too. An existing file
+    keeps the mode its owner gave it.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:  # it exists; or it cannot be made, which SQLite will report
+        pass
+
+
 class Database:
     """The shared handle on one SQLite file: schema, writer, reader."""
 
@@ -94,6 +108,7 @@ class Database:
         #: The clocks of the vendors open on this file (a clock -> how many use it).
         self._clocks: dict[Callable[[], datetime], int] = {}
         self._clocks_lock = threading.Lock()
+        _create_private(path)
         try:
             setup = sqlite_utils.Database(path)
             try:

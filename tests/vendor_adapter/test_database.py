@@ -6,8 +6,11 @@ import base64
 import json
 import os
 import sqlite3
+import stat
 import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -18,8 +21,9 @@ from vendor_adapter._schema import MIGRATIONS
 
 from .conftest import PASSPHRASE, Person
 
-#: The installed console script, as a vendor runs it.
-VRM_VENDOR = "/work/main/.venv/bin/vrm-vendor"
+#: The installed console script, as a vendor runs it: the one beside the
+#: interpreter running the tests, so that every checkout tests its own.
+VRM_VENDOR = str(Path(sys.executable).with_name("vrm-vendor"))
 ENV = {**os.environ, "VRM_VENDOR_PASSPHRASE": PASSPHRASE}
 
 
@@ -191,3 +195,22 @@ def test_ends_recorded_before_0003_are_finished_by_it(db_path) -> None:
             {"given_name": "Bob"}, {"given_name": "Cy"}]
     finally:
         conn.close()
+
+
+def test_a_new_database_and_its_wal_are_private(tmp_path) -> None:
+    # The file holds customers' personal data and the sealed vendor key.
+    path = tmp_path / "new.db"
+    with Vendor.open(str(path), name="Private", passphrase=PASSPHRASE):
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes["new.db"] == 0o600
+    assert modes["new.db-wal"] == modes["new.db-shm"] == 0o600
+
+
+def test_an_existing_database_keeps_the_mode_its_owner_gave_it(tmp_path) -> None:
+    path = tmp_path / "shared.db"
+    with Vendor.open(str(path), name="Shared", passphrase=PASSPHRASE):
+        pass
+    os.chmod(path, 0o640)  # e.g. readable by a backup group
+    with Vendor.open(str(path), name="Shared", passphrase=PASSPHRASE):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
