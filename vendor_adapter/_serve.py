@@ -20,7 +20,9 @@ which:
 - lets a handler answer a client that half-closed its side of the connection
   (sent its FIN and waits for the answer). aiohttp closes such a connection
   without a word; here a body that the FIN cut short reaches the handler as an
-  error, and the inbox answers 400 (problem ``malformed``).
+  error, and the inbox answers 400 (problem ``malformed``);
+- answers 400 (problem ``malformed``), not 500, when header bytes that are not
+  UTF-8 make aiohttp or the application fail (``_undecodable_text_is_400``).
 
 Idle keep-alive connections close after ``idle_timeout`` (aiohttp's
 ``keepalive_timeout``, whose default of an hour assumes a proxy in front).
@@ -244,10 +246,36 @@ class _Guard(asyncio.Protocol):
             inner.force_close()
 
 
+_NOT_TEXT = protocol.dumps(protocol.MalformedMessage(
+    "a header of the request is not UTF-8 text").to_problem())
+
+
+def _undecodable_text_is_400(handler: Any) -> Any:
+    """Wrap the application's request handler: a UnicodeError out of it is the
+    client's doing, not a 500. aiohttp keeps header bytes that are not UTF-8 as
+    lone surrogates, and some of its own code chokes on them: its default
+    ``Expect`` handler, which routes other than the adapter's still use (a 404
+    with ``Expect: \\x80`` was a 500)."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except UnicodeError:
+            log.info("a request with undecodable header text was answered 400",
+                     exc_info=True)
+            response = web.Response(status=400, body=_NOT_TEXT,
+                                    content_type=protocol.PROBLEM_MEDIA_TYPE)
+            response.force_close()
+            return response
+
+    return handle
+
+
 class _GuardedServer:
     """aiohttp's low-level ``web.Server``, handing out guarded connections."""
 
     def __init__(self, server: web.Server, shared: _Shared) -> None:
+        server.request_handler = _undecodable_text_is_400(server.request_handler)
         self._server = server
         self._shared = shared
 

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 import protocol
@@ -100,11 +100,37 @@ async def _answer_and_close(request: web.Request, response: Response) -> web.Res
     return resp
 
 
+def _refused_on_the_head(content_type: str | None, content_length: int | None,
+                         limits: InboxLimits) -> Response | None:
+    """A refusal the request head decides, before any of the body is read: a
+    media type we would not parse (415), or a Content-Length over the limit (413,
+    RFC 9110 §15.5.14)."""
+    if content_type is not None or content_length:
+        try:
+            check_media_type(content_type)
+        except protocol.UnsupportedMediaType as exc:
+            return problem_response(exc.to_problem(), 415)
+    if content_length is not None and content_length > limits.max_body:
+        return problem_response(_TOO_LARGE, 413)
+    return None
+
+
+async def _expect(request: web.Request) -> None:
+    """``Expect`` (RFC 9110 §10.1.1), as aiohttp's default handler does it, except
+    that an unknown value is never a 500: aiohttp's handler quotes the value in
+    its 417, and a value that is not UTF-8 (aiohttp reads such bytes as lone
+    surrogates) cannot be encoded there."""
+    if request.version != HttpVersion11:
+        return None  # HTTP/1.0 has no Expect
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text="only Expect: 100-continue is understood")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # what follows is the response proper
+    return None
+
+
 async def _read_body(request: web.Request, limits: InboxLimits) -> bytes | Response:
     """The body, capped at ``limits.max_body`` and ``limits.body_timeout``."""
-    if request.content_length is not None and request.content_length > limits.max_body:
-        # Refused on the header alone, before reading the body (RFC 9110 §15.5.14).
-        return problem_response(_TOO_LARGE, 413)
     chunks: list[bytes] = []
     size = 0
     content = request.content
@@ -165,17 +191,24 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
 
     async def inbox(request: web.Request) -> web.Response:
         content_type = request.headers.get("Content-Type")
-        if content_type is not None or request.content_length:
-            try:
-                check_media_type(content_type)
-            except protocol.UnsupportedMediaType as exc:
-                # Refuse before reading a body we will not parse.
-                return await _answer_and_close(request, problem_response(exc.to_problem(), 415))
+        refusal = _refused_on_the_head(content_type, request.content_length, limits)
+        if refusal is not None:
+            return await _answer_and_close(request, refusal)
         body = await _read_body(request, limits)
         if isinstance(body, Response):
             return await _answer_and_close(request, body)
         return _web_response(await vendor.handle(body, content_type))
 
-    app.router.add_get(protocol.WELL_KNOWN_PATH, discovery, name="discovery")
-    app.router.add_post("/inbox", inbox, name="inbox")
+    async def inbox_expect(request: web.Request) -> web.Response | None:
+        # A client that waits for "100 Continue" before sending its body learns
+        # of a refusal the head decides without sending the body at all.
+        refusal = _refused_on_the_head(request.headers.get("Content-Type"),
+                                       request.content_length, limits)
+        if refusal is not None:
+            return await _answer_and_close(request, refusal)
+        return await _expect(request)
+
+    app.router.add_get(protocol.WELL_KNOWN_PATH, discovery, name="discovery",
+                       expect_handler=_expect)
+    app.router.add_post("/inbox", inbox, name="inbox", expect_handler=inbox_expect)
     return app

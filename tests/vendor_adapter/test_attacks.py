@@ -362,6 +362,43 @@ async def test_a_10_mb_chunked_body_is_refused_while_streaming(inbox: Inbox) -> 
     assert inbox.snapshot() == before
 
 
+async def test_an_expect_header_that_is_not_text(inbox: Inbox, attacker: Person) -> None:
+    # aiohttp's own Expect handler quoted the value in its 417 and, for bytes that
+    # are not UTF-8, failed with a 500 (found by the HTTP fuzz test).
+    raw = attacker.message("feedback", {"score": 5})
+    before = inbox.snapshot()
+    for value in (b"\x80", b"200-ok"):
+        head = request_head(len(raw)).replace(
+            b"\r\n\r\n", b"\r\nConnection: close\r\nExpect: " + value + b"\r\n\r\n")
+        result = await exchange_with(inbox, head, [raw])
+        assert result.status == 417, result.answer[:200]
+    assert inbox.snapshot() == before
+
+
+async def test_expect_100_continue_learns_a_refusal_before_sending_the_body(
+        inbox: Inbox, attacker: Person) -> None:
+    continued = b"\r\nExpect: 100-continue\r\n\r\n"
+    before = inbox.snapshot()
+    # Refused on the head: no "100 Continue", so the client never sends 10 MB.
+    result = await exchange_with(inbox, request_head(10 * 1024 * 1024).replace(
+        b"\r\n\r\n", continued), [])
+    assert result.status == 413 and b"100 Continue" not in result.answer
+    assert result.problem()["type"] == URN + "too-large"
+    result = await exchange_with(inbox, request_head(100, "text/plain").replace(
+        b"\r\n\r\n", continued), [])
+    assert result.status == 415 and b"100 Continue" not in result.answer
+    assert inbox.snapshot() == before
+    # Otherwise the client is told to go on, and its message is taken.
+    raw = attacker.message("feedback", {"score": 5})
+    result = await exchange_with(inbox, request_head(len(raw)).replace(
+        b"\r\n\r\n", b"\r\nConnection: close" + continued), [b"", raw], pause=0.1,
+        stop_at_answer=False)
+    assert result.answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ")
+    payload = verify_receipt(result.answer.split(b"\r\n\r\n", 2)[2], inbox.discovery,
+                             attacker.did)
+    assert payload["body"]["status"] == "accepted"
+
+
 async def test_a_body_cut_off_half_way(inbox: Inbox, attacker: Person) -> None:
     raw = attacker.message("feedback", {"score": 5})
     half = raw[: len(raw) // 2]

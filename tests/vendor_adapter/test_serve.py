@@ -163,6 +163,16 @@ async def test_a_body_cut_off_by_a_half_close_is_answered_400(served: Served) ->
     assert served.vendor.crm.contacts() == []
 
 
+async def test_header_bytes_that_are_not_text_are_never_a_500(served: Served) -> None:
+    # Routes that are not the adapter's (a 404, a 405) still get aiohttp's own Expect
+    # handler, which fails on such bytes; the runner answers 400 for it.
+    for line in (b"POST /nowhere HTTP/1.1", b"POST /.well-known/vrm HTTP/1.1"):
+        result = await exchange(served.host, served.port, line + b"\r\nHost: vendor.test\r\n"
+                                b"Expect: \x80\r\nContent-Length: 0\r\n\r\n", [])
+        assert result.status == 400, result.answer[:200]
+        assert result.problem()["type"] == URN + "malformed"
+
+
 async def test_the_runner_serves_any_site_and_app(vendor: Vendor) -> None:
     # What benchmarks/vendor_farm.py or an embedder's own main() would do.
     app = web.Application()
