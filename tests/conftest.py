@@ -6,9 +6,14 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-# CI runs a fixed, moderate number of examples; `pytest -m slow` tests set their own.
+# One profile for every run. CI runs exactly the README's test command and sets
+# no environment, so a profile chosen by a CI variable would never be the one CI
+# uses. Property tests get 100 examples each; the fuzz tests set their own,
+# larger counts (thousands in all: tests/vendor_adapter/test_core_fuzz.py), and
+# `pytest -m slow` runs the long fuzzing. VRM_HYPOTHESIS_PROFILE=quick is for a
+# fast local loop only.
 settings.register_profile(
-    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.register_profile("dev", max_examples=100, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.register_profile("quick", settings.get_profile("default"), max_examples=10)
+settings.load_profile(os.environ.get("VRM_HYPOTHESIS_PROFILE", "default"))
