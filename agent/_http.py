@@ -56,6 +56,34 @@ class TransportFailure(Exception):
     """The request got no HTTP answer: refused, reset, timed out, cut off. Transient."""
 
 
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(response: aiohttp.ClientResponse) -> bytes:
+    """The whole answer, or ``_TooLarge`` beyond ``_MAX_ANSWER_BYTES``.
+
+    ``content.read(n)`` would return only what has arrived so far: an answer
+    written in pieces would be cut short, and judged on half a receipt."""
+    if response.content_length is not None and response.content_length > _MAX_ANSWER_BYTES:
+        raise _TooLarge  # refused on the header alone
+    content = response.content
+    if content.is_eof():
+        # The usual case: a small answer that came with its headers.
+        body = content.read_nowait()
+        if len(body) > _MAX_ANSWER_BYTES:
+            raise _TooLarge
+        return body
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > _MAX_ANSWER_BYTES:  # chunked answers carry no Content-Length
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _retry_after(value: str | None, now: datetime) -> float | None:
     # RFC 9110 §10.2.3: delay-seconds or an HTTP-date.
     if not value:
@@ -104,18 +132,21 @@ class Http:
 
     async def get_discovery(self, url: str) -> bytes:
         try:
+            # No redirects: the document's URL is what the same-origin check of its
+            # inbox is made against (PROTOCOL.md §7).
             async with self.session.get(url, allow_redirects=False) as response:
-                body = await response.content.read(_MAX_ANSWER_BYTES + 1)
                 if response.status != 200:
                     raise VendorUnreachable(
                         f"{url} answered HTTP {response.status}; check the vendor's address")
+                return await _read_body(response)
+        except _TooLarge:
+            raise VendorUnreachable(f"the document at {url} is larger than "
+                                    f"{_MAX_ANSWER_BYTES} bytes; this is not a VRM "
+                                    f"vendor") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             raise VendorUnreachable(
                 f"cannot reach {url} ({_describe(exc)}); check the address and that the "
                 f"vendor is up") from exc
-        if len(body) > _MAX_ANSWER_BYTES:
-            raise VendorUnreachable(f"the document at {url} is too large")
-        return body
 
     async def post(self, url: str, data: bytes, *, now: datetime) -> HttpAnswer:
         parsed = self._urls.get(url)
@@ -127,13 +158,15 @@ class Http:
             async with self.session.post(
                 parsed, data=data, allow_redirects=False, headers=_POST_HEADERS,
             ) as response:
-                body = await response.content.read(_MAX_ANSWER_BYTES + 1)
                 return HttpAnswer(
                     status=response.status,
                     content_type=response.content_type,
-                    body=body,
+                    body=await _read_body(response),
                     retry_after=_retry_after(response.headers.get("Retry-After"), now),
                 )
+        except _TooLarge:
+            raise TransportFailure(f"the answer is larger than {_MAX_ANSWER_BYTES} bytes, "
+                                   f"so it is not a receipt") from None
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             raise TransportFailure(_describe(exc)) from exc
 
