@@ -9,8 +9,10 @@ Tables (see ``_migrations`` below for the exact schema):
 - ``meta``           key/value: the key-sealing parameters, the person's name
 - ``keys``           every private key, sealed (never plaintext)
 - ``profile``        the person's fields, flattened: ``postal_address.locality``
-- ``vendors``        discovery document, pinned vendor DID and key, pairwise DID,
-                     the fields the vendor may see, status, the pull cursor
+- ``vendors``        one row per relationship: discovery document, pinned vendor
+                     DID and key, pairwise DID, the fields the vendor may see,
+                     status, the pull cursor. A vendor added again after an end
+                     or a key change gets a new row; the old one stays as history.
 - ``broadcasts``     one row per person-level action (an intent, a profile change)
 - ``outbox``         one row per message per vendor, with the signed JWS bytes
 - ``outbox_fields``  which profile fields each outgoing message carries
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -53,6 +56,25 @@ def ts(moment: datetime) -> str:
 
 def from_ts(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+#: Who knows what: for each vendor and field, the latest delivered message that
+#: carried the field, with its receipt. A vendor that confirmed an erasure holds
+#: nothing any more.
+_SHARED_VIEW = """
+    CREATE VIEW shared AS
+    SELECT v.id AS vendor_id, v.name AS vendor, f.field, f.removed,
+           o.id AS message_id, o.type AS message_type,
+           r.receipt_id, r.received AS as_of
+    FROM outbox_fields f
+    JOIN outbox o ON o.id = f.message_id
+    JOIN vendors v ON v.id = f.vendor_id
+    JOIN receipts r ON r.message_id = o.id
+    WHERE o.status = 'delivered' AND v.erased = 0
+      AND o.rowid = (
+        SELECT max(o2.rowid) FROM outbox_fields f2 JOIN outbox o2 ON o2.id = f2.message_id
+        WHERE f2.vendor_id = f.vendor_id AND f2.field = f.field
+          AND o2.status = 'delivered')"""
 
 
 @_migrations()
@@ -98,9 +120,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             type TEXT NOT NULL, thread TEXT, body TEXT NOT NULL, jws BLOB NOT NULL,
             created TEXT NOT NULL, received TEXT NOT NULL, PRIMARY KEY (vendor_id, id));
         CREATE INDEX inbox_thread ON inbox (thread);
-        -- Who knows what: for each vendor and field, the latest delivered message
-        -- that carried the field, with its receipt. A vendor that confirmed an
-        -- erasure holds nothing any more.
+        -- The shared view, as first created (m002 re-creates it from _SHARED_VIEW).
         CREATE VIEW shared AS
         SELECT v.id AS vendor_id, v.name AS vendor, f.field, f.removed,
                o.id AS message_id, o.type AS message_type,
@@ -118,28 +138,90 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@_migrations()
+def m002_vendor_url_not_unique(db: sqlite_utils.Database) -> None:
+    """One URL may have several relationships over time: adding a vendor again after
+    an end or a key change starts a new one (a new row, a new pairwise DID) and
+    keeps the old row as history. SQLite cannot drop a UNIQUE constraint, so the
+    table is rebuilt (https://sqlite.org/lang_altertable.html#otheralter). This
+    runs with foreign keys off (see ``Store._connect``), and the view that reads
+    the table is dropped first, or the rename would refuse it."""
+    for statement in (
+        "DROP VIEW shared",
+        """CREATE TABLE vendors_new (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL,
+            discovery_url TEXT NOT NULL, discovery TEXT NOT NULL,
+            vendor_did TEXT NOT NULL, vendor_jwk TEXT NOT NULL, inbox TEXT NOT NULL,
+            pairwise_did TEXT NOT NULL UNIQUE REFERENCES keys(did),
+            share TEXT NOT NULL, status TEXT NOT NULL, erased INTEGER NOT NULL DEFAULT 0,
+            cursor TEXT, added TEXT NOT NULL, updated TEXT NOT NULL)""",
+        "INSERT INTO vendors_new SELECT id, name, url, discovery_url, discovery, vendor_did, "
+        "vendor_jwk, inbox, pairwise_did, share, status, erased, cursor, added, updated "
+        "FROM vendors",
+        "DROP TABLE vendors",
+        "ALTER TABLE vendors_new RENAME TO vendors",
+        "CREATE INDEX vendors_url ON vendors (url)",
+        "CREATE INDEX vendors_did ON vendors (vendor_did)",
+        _SHARED_VIEW,
+    ):
+        db.execute(statement)
+
+
+#: The files vrm keeps in VRM_HOME: a directory holding only these (or nothing)
+#: is vrm's own, and may be made private.
+_OWN_FILES = frozenset({DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal"})
+
+
+def _os_error(action: str, where: Path, exc: OSError) -> StoreError:
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return StoreError(f"cannot {action} {where}: {reason}; set VRM_HOME to a directory "
+                      f"of yours that you can write to")
+
+
 class Store:
     """The open database. Use :meth:`create` or :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, path: Path, db: sqlite_utils.Database) -> None:
         self.path = path
         self.db = db
+        #: Things the person should know but that did not stop anything (the CLI
+        #: prints them on stderr), e.g. a VRM_HOME that vrm left readable by others.
+        self.warnings: list[str] = []
 
     @classmethod
     def create(cls, home: Path) -> Store:
         path = home / DB_NAME
+        _check_directory(home)
         if path.exists():
             raise StoreExists(f"a store already exists at {path}; use it, or pick another VRM_HOME")
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Create the file 0600 before SQLite opens it: SQLite gives the -wal and
-        # -shm files the database file's permissions.
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        return cls._connect(path)
+        warnings: list[str] = []
+        try:
+            if home.is_dir():
+                warnings += _make_private(home)
+            else:
+                home.mkdir(parents=True, mode=0o700)
+                os.chmod(home, 0o700)  # mkdir's mode goes through the umask
+            # Create the file 0600 before SQLite opens it: SQLite gives the -wal and
+            # -shm files the database file's permissions.
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            raise StoreExists(f"a store already exists at {path}; use it, or pick another "
+                              f"VRM_HOME") from None
+        except OSError as exc:
+            raise _os_error("create the store in", home, exc) from None
+        store = cls._connect(path)
+        store.warnings = warnings
+        return store
 
     @classmethod
     def open(cls, home: Path) -> Store:
         path = home / DB_NAME
-        if not path.exists():
+        _check_directory(home)
+        try:
+            found = path.exists()
+        except OSError as exc:
+            raise _os_error("read the store in", home, exc) from None
+        if not found:
             raise NoStore(f"there is no store at {home} yet; run `vrm init` first")
         return cls._connect(path)
 
@@ -153,13 +235,18 @@ class Store:
             # FULL: a commit is on disk before the first byte goes on the wire,
             # which is the outbox's promise. Commits are batched, so this is cheap.
             db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
+            # Migrations first, with foreign keys off: rebuilding a table (m002)
+            # must not cascade or refuse on the rows that point at it.
             _migrations.apply(db)
+            db.execute("PRAGMA foreign_keys=ON")
+            os.chmod(path, 0o600)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store at {path} cannot be opened: {exc}") from exc
+            raise StoreError(f"the store at {path} cannot be opened ({exc}); check that the "
+                             f"file and its directory are yours and writable") from exc
+        except OSError as exc:
+            raise _os_error("open the store at", path, exc) from None
         finally:
             os.umask(old_umask)
-        os.chmod(path, 0o600)
         return cls(path, db)
 
     def close(self) -> None:
@@ -198,3 +285,32 @@ class Store:
 
     def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _check_directory(home: Path) -> None:
+    try:
+        if home.exists() and not home.is_dir():
+            raise StoreError(f"{home} is a file, not a directory; set VRM_HOME to a "
+                             f"directory (vrm creates it if it does not exist)")
+    except OSError as exc:
+        raise _os_error("use", home, exc) from None
+
+
+def _make_private(home: Path) -> list[str]:
+    """Make an existing VRM_HOME private (0700), but only when it is vrm's own:
+    empty, or holding only vrm's files. Any other directory may be the person's
+    home or a shared one, whose mode is theirs to choose: leave it, and say so
+    when others can list it. The store's files are 0600 either way."""
+    mode = stat.S_IMODE(home.stat().st_mode)
+    if not mode & 0o077:
+        return []
+    if {entry.name for entry in home.iterdir()} <= _OWN_FILES:
+        try:
+            os.chmod(home, 0o700)
+            return []
+        except PermissionError:
+            pass
+    return [f"{home} is open to other users (mode {mode:04o}) and is not vrm's own "
+            f"directory, so vrm left its mode alone; your store's files are 0600, but "
+            f"others can see their names (use a directory of its own for VRM_HOME, or "
+            f"run chmod 700 {home})"]

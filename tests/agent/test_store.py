@@ -78,7 +78,7 @@ async def test_passphrase_from_the_environment(home: Path, monkeypatch) -> None:
 async def test_migrations_are_recorded(agent: Agent) -> None:
     names = [row["name"] for row in agent.store.rows(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = 'vrm-agent'")]
-    assert names == ["m001_initial"]
+    assert names == ["m001_initial", "m002_vendor_url_not_unique"]
     assert agent.store.one("PRAGMA journal_mode")["journal_mode"] == "wal"
 
 
@@ -95,3 +95,80 @@ async def test_closed_agent(agent: Agent) -> None:
     await agent.close()
     with pytest.raises(ClosedError):
         agent.vendors()
+
+
+async def test_an_existing_empty_vrm_home_is_made_private(tmp_path: Path) -> None:
+    home = tmp_path / "vrm"
+    home.mkdir()
+    home.chmod(0o755)
+    agent = await Agent.init(home, passphrase=PASSPHRASE, scrypt_n=2**10)
+    try:
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        assert agent.warnings == []
+    finally:
+        await agent.close()
+
+
+async def test_a_shared_directory_keeps_its_mode_with_a_warning(tmp_path: Path) -> None:
+    home = tmp_path / "ann"  # a directory that is not vrm's own, like a home directory
+    home.mkdir()
+    (home / ".profile").write_text("# mine")
+    home.chmod(0o755)
+    agent = await Agent.init(home, passphrase=PASSPHRASE, scrypt_n=2**10)
+    try:
+        assert stat.S_IMODE(home.stat().st_mode) == 0o755
+        [warning] = agent.warnings
+        assert "left its mode alone" in warning and "0755" in warning
+        for path in _files(home):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        await agent.close()
+    reopened = await Agent.open(home, passphrase=PASSPHRASE)
+    assert reopened.warnings == []  # said once, at init
+    await reopened.close()
+
+
+async def test_a_store_from_before_m002_is_migrated(tmp_path: Path) -> None:
+    """A store made by the first schema: its vendors keep their rows and links,
+    and one URL may then hold a second relationship."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from agent._store import _migrations
+
+    home = tmp_path / "old"
+    home.mkdir()
+    db = sqlite_utils.Database(home / DB_NAME)
+    _migrations.apply(db, stop_before="m002_vendor_url_not_unique")
+    db.execute("INSERT INTO keys VALUES ('did:key:zA', 'sealed', 'pairwise', 't')")
+    db.execute("INSERT INTO vendors (id, name, url, discovery_url, discovery, vendor_did, "
+               "vendor_jwk, inbox, pairwise_did, share, status, added, updated) VALUES "
+               "(1, 'Shop', 'https://shop.example', 'u', '{}', 'did:key:zV', '{}', 'i', "
+               "'did:key:zA', '[]', 'ended', 't', 't')")
+    db.execute("INSERT INTO outbox (id, vendor_id, type, jws, created, expires, status, "
+               "next_attempt, updated) VALUES ('m1', 1, 'relationship.end', x'00', 't', 't', "
+               "'delivered', 't', 't')")
+    db.conn.commit()
+    db.close()
+    from agent._store import Store
+
+    store = Store.open(home)
+    try:
+        assert store.one("SELECT name, status FROM vendors") == {"name": "Shop",
+                                                                "status": "ended"}
+        store.db.execute("INSERT INTO keys VALUES ('did:key:zB', 'sealed', 'pairwise', 't')")
+        store.db.execute(
+            "INSERT INTO vendors (name, url, discovery_url, discovery, vendor_did, "
+            "vendor_jwk, inbox, pairwise_did, share, status, added, updated) VALUES "
+            "('Shop', 'https://shop.example', 'u', '{}', 'did:key:zV', '{}', 'i', "
+            "'did:key:zB', '[]', 'active', 't', 't')")
+        assert store.rows("PRAGMA foreign_key_check") == []
+        assert store.one("PRAGMA foreign_keys")["foreign_keys"] == 1
+        with pytest.raises(sqlite3.IntegrityError):  # links still hold
+            store.db.execute("INSERT INTO outbox (id, vendor_id, type, jws, created, "
+                             "expires, status, next_attempt, updated) VALUES "
+                             "('m2', 99, 't', x'00', 't', 't', 'pending', 't', 't')")
+        assert store.rows("SELECT * FROM shared") == []
+    finally:
+        store.close()
