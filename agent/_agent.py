@@ -20,23 +20,33 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import platformdirs
+from pydantic import ValidationError
 
 import protocol
 
-from ._delivery import Deliverer, DeliveryResult, Progress
-from ._errors import ClosedError, UsageError, VendorError
+from ._delivery import KEY_CHANGED_DETAIL, Deliverer, DeliveryResult, Progress
+from ._errors import ClosedError, UsageError, VendorError, VendorKeyChanged
+from ._explain import explain
 from ._http import Http, Limits
 from ._keys import DEFAULT_SCRYPT_N, Keyring, passphrase_from_environment
 from ._profile import check_changes, check_share, nest, visible_to
 from ._store import Store, ts
-from ._vendors import REACHABLE, check_pinned, fetch_discovery, normalise_url, resolve, vendor_view
+from ._vendors import (
+    REACHABLE,
+    check_pinned,
+    check_transport,
+    fetch_discovery,
+    normalise_url,
+    resolve,
+    vendor_view,
+)
 
 __all__ = ["Agent", "Broadcast", "SyncResult", "default_home"]
 
@@ -66,10 +76,16 @@ class Broadcast:
     summary: str
     message_ids: tuple[str, ...]
     results: list[DeliveryResult] = field(default_factory=list)
+    #: For a profile change: the fields that really changed (empty: nothing did,
+    #: and nothing was sent).
+    changed: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "summary": self.summary,
+        data = {"id": self.id, "type": self.type, "summary": self.summary,
                 "results": [r.to_json() for r in self.results]}
+        if self.changed is not None:
+            data["changed"] = list(self.changed)
+        return data
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,8 @@ class SyncResult:
 
     vendor_id: int
     vendor: str
-    #: ok or failed
+    #: ok, failed, or key-changed (the answer was signed by another key: nothing
+    #: more is sent to this vendor until the person decides)
     status: str
     new_messages: int = 0
     detail: str | None = None
@@ -166,6 +183,12 @@ class Agent:
         return self.store.get_meta("name") or ""
 
     @property
+    def warnings(self) -> list[str]:
+        """What the person should know from opening the store, e.g. a VRM_HOME left
+        readable by others (the CLI prints these on stderr)."""
+        return list(self.store.warnings)
+
+    @property
     def did(self) -> str:
         """The person's own identity DID. Vendors never see it: each gets a pairwise DID."""
         return self.store.get_meta("identity") or ""
@@ -206,24 +229,48 @@ class Agent:
 
     # --- vendors -------------------------------------------------------------
 
-    async def add_vendor(self, url: str, *, share: Iterable[str] = (),
-                         progress: Progress | None = None,
+    async def add_vendor(self, url: str, *, share: Iterable[str] | None = None,
+                         allow_http: bool = False, progress: Progress | None = None,
                          patience: float = 0.0) -> dict[str, Any]:
         """Discover the vendor at ``url``, pin its key, make a pairwise DID and send
         ``relationship.request`` with the ``share``d profile fields.
 
-        Returns the vendor (see :meth:`vendors`) with a ``delivery`` member. Adding a
-        known URL again re-checks its key: a changed key raises ``VendorKeyChanged``.
+        Returns the vendor (see :meth:`vendors`) with ``delivery`` (the request's
+        result, or None) and ``action``, one of:
+
+        - ``added``: a new relationship;
+        - ``added-again``: a new relationship with a vendor whose earlier one has
+          ended (or is ending), was refused or saw a key change (``replaces`` is
+          the old row's id, kept as history; the key shown now is pinned, because
+          the person asked for it by adding the vendor again);
+        - ``share-updated``: an active vendor may now see exactly ``share``; a
+          relationship.request re-states exactly those fields (the vendor
+          replaces what it holds with them);
+        - ``unchanged``: an active vendor, and ``share`` is None or the same.
+
+        A vendor that is pending or active and now shows another key is marked
+        ``key-changed`` (nothing more is sent to it) and ``VendorKeyChanged`` is
+        raised. Plain ``http://`` is refused unless ``allow_http`` or the host is
+        loopback: messages are signed, not encrypted.
         """
         url = normalise_url(url)
-        shared = check_share(share)
+        check_transport(url, allow_http=allow_http)
+        shared = check_share(share) if share is not None else None
         document = await fetch_discovery(self._http, url)
-        known = self.store.one("SELECT * FROM vendors WHERE url = ? OR vendor_did = ?",
-                               (url, document.id))
-        if known is not None:
-            check_pinned(known, document)
-            return {**vendor_view(known), "delivery": None}
+        known = self.store.one(
+            "SELECT * FROM vendors WHERE url = ? OR vendor_did = ? "
+            "ORDER BY status IN ('pending', 'active') DESC, id DESC LIMIT 1", (url, document.id))
+        if known is not None and known["status"] in REACHABLE:
+            try:
+                check_pinned(known, document)
+            except VendorKeyChanged:
+                self._hold(known["id"])
+                raise
+            if shared is None or shared == json.loads(known["share"]):
+                return {**vendor_view(known), "delivery": None, "action": "unchanged"}
+            return await self._restate(known, shared, progress, patience)
         now = self._clock()
+        shared = shared or []
         profile = visible_to(self._profile_flat(), shared)
         with self.store.transaction() as conn:
             key = self._keys.new_key(conn, "pairwise", now)
@@ -242,22 +289,64 @@ class Agent:
             message, raw = self._sign(protocol.RelationshipRequest, vendor, body)
             self._queue(conn, [self._row(message, raw, vendor_id, None)],
                         [(message.id, vendor_id, f, 0) for f in profile])
-        results = await self._deliverer.run(scope={message.id}, progress=progress,
-                                            patience=patience)
+        result = await self._deliver_one(message.id, progress, patience)
         row = self.store.one("SELECT * FROM vendors WHERE id = ?", (vendor_id,))
         assert row is not None
-        result = results[0] if results else None
         if row["status"] == "refused":
-            detail = result.detail if result else "no reason given"
-            raise VendorError(f"{row['name']} declined the relationship: {detail}")
-        return {**vendor_view(row), "delivery": result.to_json() if result else None}
+            raise VendorError(f"{row['name']} declined the relationship: "
+                              f"{result.detail or 'no reason given'}")
+        extra = {"replaces": known["id"]} if known is not None else {}
+        return {**vendor_view(row), "delivery": result.to_json(),
+                "action": "added-again" if known is not None else "added", **extra}
+
+    async def _restate(self, vendor: dict[str, Any], shared: list[str],
+                       progress: Progress | None, patience: float) -> dict[str, Any]:
+        """Let ``vendor`` see exactly ``shared``, and tell it: a relationship.request
+        with exactly those fields, which the vendor takes as a re-statement."""
+        profile = visible_to(self._profile_flat(), shared)
+        body = _body(protocol.RelationshipRequestBody,
+                     {"profile": nest(profile)} if profile else {})
+        message, raw = self._sign(protocol.RelationshipRequest, vendor, body)
+        told = {row["field"] for row in self.store.rows(
+            "SELECT DISTINCT field FROM outbox_fields WHERE vendor_id = ?", (vendor["id"],))}
+        fields = [(message.id, vendor["id"], f, 0) for f in profile]
+        # The vendor replaces what it holds: fields told before and not now are gone.
+        fields += [(message.id, vendor["id"], f, 1) for f in sorted(told - set(profile))]
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE vendors SET share = ?, updated = ? WHERE id = ?",
+                         (json.dumps(shared), ts(self._clock()), vendor["id"]))
+            self._queue(conn, [self._row(message, raw, vendor["id"], None)], fields)
+        result = await self._deliver_one(message.id, progress, patience)
+        row = resolve(self.store, vendor["id"])
+        return {**vendor_view(row), "delivery": result.to_json(), "action": "share-updated"}
+
+    async def _deliver_one(self, message_id: str, progress: Progress | None,
+                           patience: float) -> DeliveryResult:
+        results = await self._deliverer.run(scope={message_id}, progress=progress,
+                                            patience=patience)
+        return self._deliverer.describe([message_id], results)[0]
+
+    def _hold(self, vendor_id: int) -> None:
+        """The vendor showed another key: send it nothing more until the person decides."""
+        now = ts(self._clock())
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE vendors SET status = 'key-changed', updated = ? WHERE id = ? "
+                         "AND status IN ('pending', 'active', 'ending')", (now, vendor_id))
+            conn.execute("UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
+                         "WHERE vendor_id = ? AND status = 'pending'",
+                         (KEY_CHANGED_DETAIL, now, vendor_id))
 
     async def check_vendor(self, vendor: str | int) -> dict[str, Any]:
-        """Fetch the vendor's discovery document again; raise ``VendorKeyChanged`` if
-        its key is not the pinned one, else refresh what it accepts."""
+        """Fetch the vendor's discovery document again. If its key is not the pinned
+        one, mark the vendor ``key-changed`` (nothing more is sent to it) and raise
+        ``VendorKeyChanged``; else refresh what it accepts."""
         row = resolve(self.store, vendor)
         document = await fetch_discovery(self._http, row["url"])
-        check_pinned(row, document)
+        try:
+            check_pinned(row, document)
+        except VendorKeyChanged:
+            self._hold(row["id"])
+            raise
         with self.store.transaction() as conn:
             conn.execute("UPDATE vendors SET discovery = ?, updated = ? WHERE id = ?",
                          (json.dumps(document.to_wire()), ts(self._clock()), row["id"]))
@@ -276,19 +365,66 @@ class Agent:
                          reason: str | None = None, progress: Progress | None = None,
                          patience: float = 0.0) -> DeliveryResult | None:
         """Send ``relationship.end`` (with ``erase``, ask the vendor to erase the
-        person's data). The vendor's signed receipt is the proof."""
+        person's data). The vendor's signed receipt is the proof. Returns the end
+        message's result: delivered, or pending with the reason.
+
+        - An ended relationship whose data was not erased takes ``erase=True``: a
+          relationship.end with ``erase: true`` goes to the vendor (PROTOCOL.md
+          §5.9 lets a person ask for erasure after the end).
+        - While an end is still queued, asking again reuses it; asking for
+          erasure replaces a queued end without erasure by one with it (the old
+          one is failed, never sent again), so the request is not lost.
+        - A vendor whose key changed cannot confirm anything: the relationship
+          ends here only, nothing is sent, and None is returned.
+        """
         row = resolve(self.store, vendor)
-        if row["status"] in ("ended", "refused"):
-            raise UsageError(f"the relationship with {row['name']} has already ended")
+        name, status = row["name"], row["status"]
+        if status == "key-changed":
+            self._end_locally(row["id"])
+            return None
+        if status == "refused":
+            raise UsageError(f"{name} declined the relationship, so there is nothing to end")
+        if status == "ended" and not erase:
+            raise UsageError(f"the relationship with {name} has already ended" + (
+                "" if row["erased"] else
+                f"; to ask {name} to erase your data, add --erase"))
+        if status == "ended" and row["erased"]:
+            raise UsageError(f"the relationship with {name} has already ended, and {name} "
+                             f"confirmed the erasure of your data")
+        queued = self.store.rows(
+            "SELECT id, meta FROM outbox WHERE vendor_id = ? AND type = 'relationship.end' "
+            "AND status = 'pending' ORDER BY rowid", (row["id"],))
+        asks_erasure = [q for q in queued if json.loads(q["meta"] or "{}").get("erase")]
+        if asks_erasure or (queued and not erase):
+            # Already on its way: deliver it now rather than ask twice.
+            message_id = (asks_erasure or queued)[-1]["id"]
+            results = await self._deliverer.run(progress=progress, patience=patience)
+            return self._deliverer.describe([message_id], results)[0]
         body = _body(protocol.RelationshipEndBody,
                      {"erase": erase, **({"reason": reason} if reason else {})})
         message, raw = self._sign(protocol.RelationshipEnd, row, body)
+        now = ts(self._clock())
         with self.store.transaction() as conn:
+            conn.executemany(
+                "UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
+                "WHERE id = ? AND status = 'pending'",
+                [(f"replaced by relationship.end {message.id}, which asks for erasure", now,
+                  q["id"]) for q in queued])
             self._queue(conn, [self._row(message, raw, row["id"], None, {"erase": erase})], [])
-            conn.execute("UPDATE vendors SET status = 'ending', updated = ? WHERE id = ?",
-                         (ts(self._clock()), row["id"]))
+            conn.execute("UPDATE vendors SET status = 'ending', updated = ? WHERE id = ? "
+                         "AND status != 'ended'", (now, row["id"]))
         results = await self._deliverer.run(progress=progress, patience=patience)
-        return next((r for r in results if r.message_id == message.id), None)
+        return self._deliverer.describe([message.id], results)[0]
+
+    def _end_locally(self, vendor_id: int) -> None:
+        now = ts(self._clock())
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE vendors SET status = 'ended', updated = ? WHERE id = ?",
+                         (now, vendor_id))
+            conn.execute("UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
+                         "WHERE vendor_id = ? AND status = 'pending'",
+                         ("not sent: the relationship was ended here after the vendor's key "
+                          "changed", now, vendor_id))
 
     # --- broadcasts ----------------------------------------------------------
 
@@ -333,7 +469,8 @@ class Agent:
                     (broadcast_id, summary[:500], json.dumps(changed), now))
                 self._queue(conn, rows, fields)
         return await self._finish(Broadcast(broadcast_id, "contact.update", summary,
-                                            tuple(r[0] for r in rows)), send, progress, patience)
+                                            tuple(r[0] for r in rows),
+                                            changed=tuple(changed)), send, progress, patience)
 
     async def intent(self, summary: str, *, category: str | None = None,
                      budget: tuple[str, str] | None = None,
@@ -344,6 +481,9 @@ class Agent:
         """Send an intent (a request for offers) to every reachable vendor whose
         discovery document lists ``intent``, or only to the vendors named in ``to``.
         ``budget`` is (amount, currency) with the amount as a decimal string."""
+        if not isinstance(summary, str) or not summary.strip():
+            raise UsageError('say what you want in the summary, like "Touring bike, 56 cm"')
+        summary = summary.strip()
         data: dict[str, Any] = {"summary": summary}
         if category:
             data["category"] = category
@@ -357,6 +497,10 @@ class Agent:
         if locality:
             data["location"] = {"locality": locality}
         body = _body(protocol.IntentBody, data, what="the intent")
+        today = self._clock().astimezone().date()  # the person's own calendar day
+        if body.needed_by is not None and body.needed_by < today:
+            raise UsageError(f"the needed-by date {body.needed_by.isoformat()} is in the "
+                             f"past; give today or a later date")
         targets = self._targets("intent", to)
         return await self._fan_out("intent", summary, body.to_wire(),
                                    [(vendor, protocol.Intent, body, None) for vendor in targets],
@@ -453,8 +597,15 @@ class Agent:
         """The named vendors (each must accept ``message_type``), or every reachable
         vendor whose discovery document lists it."""
         if refs:
-            targets = [resolve(self.store, ref) for ref in refs]
+            targets = []
+            for ref in refs:  # one message per vendor, however often it is named
+                vendor = resolve(self.store, ref)
+                if all(vendor["id"] != t["id"] for t in targets):
+                    targets.append(vendor)
             for vendor in targets:
+                if vendor["status"] == "key-changed":
+                    raise UsageError(f"{vendor['name']} answered with a key other than the "
+                                     f"pinned one, so it gets nothing; see `vrm vendor list`")
                 if vendor["status"] not in REACHABLE:
                     raise UsageError(f"the relationship with {vendor['name']} has ended")
                 if message_type not in json.loads(vendor["discovery"]).get("types", []):
@@ -497,14 +648,19 @@ class Agent:
 
     async def _finish(self, broadcast: Broadcast, send: bool, progress: Progress | None,
                       patience: float) -> Broadcast:
-        if not send or not broadcast.message_ids:
-            return broadcast
-        # Everything due goes, not only this broadcast: earlier leftovers carry on.
-        results = await self._deliverer.run(progress=progress, patience=patience)
-        wanted = set(broadcast.message_ids)
-        mine = [r for r in results if r.message_id in wanted]
-        return Broadcast(broadcast.id, broadcast.type, broadcast.summary,
-                         broadcast.message_ids, mine)
+        results: list[DeliveryResult] = []
+        if send:
+            # Everything due goes, not only this broadcast: earlier leftovers carry
+            # on, even when this broadcast itself has nothing to send.
+            results = await self._deliverer.run(progress=progress, patience=patience)
+        # One result per message of the broadcast, attempted in this run or not.
+        mine = self._deliverer.describe(broadcast.message_ids, results)
+        return replace(broadcast, results=mine)
+
+    def pending(self) -> dict[str, Any]:
+        """How many messages wait in the outbox, and when the earliest falls due."""
+        count, due = self._deliverer.pending()
+        return {"pending": count, "next_attempt": due}
 
     async def deliver(self, *, progress: Progress | None = None,
                       patience: float = 0.0) -> list[DeliveryResult]:
@@ -560,6 +716,10 @@ class Agent:
                 recipient=vendor["pairwise_did"], vendor_jwk=vendor["vendor_jwk"])
             if verdict.kind == "ended":
                 self._mark_ended(vendor["id"])
+            elif verdict.kind == "key-changed":
+                self._hold(vendor["id"])
+                return SyncResult(vendor["id"], vendor["name"], "key-changed", new,
+                                  verdict.detail)
             if verdict.kind != "delivered" or verdict.receipt is None:
                 return SyncResult(vendor["id"], vendor["name"], "failed", new,
                                   verdict.detail or verdict.kind)
@@ -666,14 +826,7 @@ def _body(model: type[protocol.WireModel], data: dict[str, Any], *,
     """Build a message body; a value the protocol refuses is the person's mistake."""
     try:
         return model.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"{what} is not valid: {explain(exc)}") from None
     except ValueError as exc:
-        raise UsageError(f"{what} is not valid: {_first_error(exc)}") from None
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg']}" if where else first["msg"]
-    return str(exc)
+        raise UsageError(f"{what} is not valid: {exc}") from None

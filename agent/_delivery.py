@@ -11,12 +11,25 @@ answer                                 outcome
 400/401/413/415 (+ problem document)   rejected (final)
 429, 5xx, no answer, timeout           retried (backoff + jitter, Retry-After)
 a receipt that does not verify         retried: an unverified answer proves nothing
+a receipt validly signed by another    key-changed: the vendor is held, nothing
+DID (its kid names another key)        more is sent to it until the person decides
 =====================================  ==========================================
 
 A receipt counts only if it is signed by the pinned vendor key, addressed to the
 pairwise DID and names the message in ``thread``. Retries resend the very
 bytes stored in the outbox (same id), so a vendor that already has the message
 answers ``duplicate`` and nothing reaches its CRM twice.
+
+A receipt that claims the pinned key but does not verify proves nothing (it may
+be damaged on the way), so it is retried. A receipt that verifies with the key
+its kid names, another one, proves that someone else now answers at the
+vendor's inbox: a key change or someone in between. PROTOCOL.md §7 says to
+refuse it until the person decides, so the vendor is marked ``key-changed`` and
+its queued messages are failed, never sent again: they carry personal data.
+
+Once a relationship has ended, its queued messages fail without being sent,
+except ``relationship.end``: that is how a person asks for erasure after an end
+(PROTOCOL.md §5.9), so it goes to an ended relationship too.
 
 Messages to one vendor go in order (a relationship.request before the first
 contact.update); different vendors are served in parallel. Results are
@@ -30,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +80,9 @@ class DeliveryResult:
     receipt_status: str | None = None
     next_attempt: datetime | None = None
     http_status: int | None = None
+    #: The vendor's new status when this answer changed it: active, refused, ended
+    #: or key-changed.
+    vendor_status: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,13 +90,14 @@ class DeliveryResult:
             "type": self.type, "status": self.status, "attempts": self.attempts,
             "detail": self.detail, "receipt_status": self.receipt_status,
             "next_attempt": ts(self.next_attempt) if self.next_attempt else None,
-            "http_status": self.http_status,
+            "http_status": self.http_status, "vendor_status": self.vendor_status,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """The verdict on one answer. ``kind`` is delivered, rejected, ended or transient."""
+    """The verdict on one answer. ``kind`` is delivered, rejected, ended, transient
+    or key-changed."""
 
     kind: str
     detail: str | None = None
@@ -126,6 +143,13 @@ def classify(answer: HttpAnswer, *, message_id: str, recipient: str,
         try:
             receipt = protocol.parse(answer.body, now=now, keys=protocol.pinned_keys(vendor_key),
                                      recipient=recipient)
+        except protocol.UnknownKey as exc:
+            signer = _other_signer(answer.body, recipient=recipient, pinned=vendor_key, now=now)
+            if signer is not None:
+                return Exchange("key-changed", f"the answer is a receipt signed by {signer}, "
+                                f"not by the pinned key {vendor_key.did}", http_status=status)
+            return Exchange("transient", f"the answer is not a valid receipt from the pinned "
+                            f"vendor key: {exc}", http_status=status)
         except protocol.ProtocolError as exc:
             return Exchange("transient", f"the answer is not a valid receipt from the pinned "
                             f"vendor key: {exc}", http_status=status)
@@ -150,6 +174,29 @@ def classify(answer: HttpAnswer, *, message_id: str, recipient: str,
     return Exchange("transient", f"HTTP {status} without a signed receipt", http_status=status)
 
 
+def _other_signer(raw: bytes, *, recipient: str, pinned: protocol.PublicKey,
+                  now: datetime) -> str | None:
+    """The DID that validly signed this receipt to us, if it is not the pinned one.
+
+    Reached only when the kid is not the pinned key's, so the hot path never pays
+    for it. did:key DIDs are self-certifying: a signature that verifies with the
+    key the kid names proves who signed, whoever that is."""
+    try:
+        message = protocol.parse(raw, now=now, keys=protocol.resolve_did_key,
+                                 recipient=recipient)
+    except protocol.ProtocolError:
+        return None
+    if isinstance(message, protocol.Receipt) and message.sender != pinned.did:
+        return message.sender
+    return None
+
+
+#: Why a message was not sent, by the state of its vendor.
+ENDED_DETAIL = "not sent: the relationship has ended"
+KEY_CHANGED_DETAIL = ("not sent: the vendor answered with a key other than the pinned one "
+                      "(see `vrm vendor list`)")
+
+
 class _Batch:
     """Result rows waiting for one commit."""
 
@@ -157,10 +204,17 @@ class _Batch:
         self.outbox: list[tuple[Any, ...]] = []
         self.receipts: list[tuple[Any, ...]] = []
         self.vendor_status: list[tuple[Any, ...]] = []
+        self.erased: list[tuple[int]] = []
         self.ended: list[int] = []
+        self.key_changed: list[int] = []
 
     def __len__(self) -> int:
         return len(self.outbox)
+
+
+#: The outbox status a verdict leaves a message in.
+_OUTCOME = {"delivered": "delivered", "rejected": "rejected", "ended": "failed",
+            "transient": "pending", "key-changed": "failed"}
 
 
 class Deliverer:
@@ -200,10 +254,17 @@ class Deliverer:
             conn.execute("UPDATE outbox SET status = 'expired', last_error = 'the message "
                          "expired before the vendor confirmed it', updated = ? "
                          "WHERE status = 'pending' AND expires <= ?", (now, now))
-            conn.execute(
-                "UPDATE outbox SET status = 'failed', last_error = 'the relationship has "
-                "ended', updated = ? WHERE status = 'pending' AND vendor_id IN "
-                "(SELECT id FROM vendors WHERE status IN ('ended', 'refused'))", (now,))
+            # relationship.end may still go to an ended relationship: it is how a
+            # person asks for erasure after an end.
+            # (Uncorrelated subqueries: SQLite runs each once, not once per row.)
+            for detail, statuses, ends_too in (
+                    (ENDED_DETAIL, "'ended'", False), (ENDED_DETAIL, "'refused'", True),
+                    (KEY_CHANGED_DETAIL, "'key-changed'", True)):
+                conn.execute(
+                    "UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
+                    "WHERE status = 'pending' AND vendor_id IN (SELECT id FROM vendors "
+                    f"WHERE status = {statuses})"
+                    + ("" if ends_too else " AND type != 'relationship.end'"), (detail, now))
 
     def _due(self, scope: set[str] | None) -> list[dict[str, Any]]:
         """Pending rows to send now, in order. A vendor's queue stops at its first row
@@ -275,6 +336,50 @@ class Deliverer:
         self._settle_unsendable()
         return sorted(self._refresh(results), key=lambda r: order[r.message_id])
 
+    def describe(self, message_ids: Sequence[str],
+                 attempted: Sequence[DeliveryResult]) -> list[DeliveryResult]:
+        """One result per message of ``message_ids``, in that order: the attempt made
+        in this run, else the message's state in the outbox and why it was not sent
+        now (queued behind an earlier message to its vendor, or not due yet)."""
+        by_id = {r.message_id: r for r in attempted}
+        missing = [m for m in message_ids if m not in by_id]
+        if missing:
+            now = ts(self._clock())
+            for row in self._store.rows(
+                    "SELECT o.id, o.vendor_id, v.name, o.type, o.status, o.attempts, "
+                    "o.last_error, o.next_attempt, o.http_status, r.status AS receipt_status, "
+                    "(SELECT count(*) FROM outbox e WHERE e.vendor_id = o.vendor_id "
+                    " AND e.status = 'pending' AND e.rowid < o.rowid) AS ahead "
+                    "FROM outbox o JOIN vendors v ON v.id = o.vendor_id "
+                    "LEFT JOIN receipts r ON r.message_id = o.id "
+                    "WHERE o.id IN (SELECT value FROM json_each(?))", (json.dumps(missing),)):
+                detail = row["last_error"]
+                next_attempt = None
+                if row["status"] == "pending":
+                    next_attempt = from_ts(row["next_attempt"])
+                    if row["ahead"]:
+                        detail = (f"queued behind {row['ahead']} earlier message"
+                                  f"{'s' if row['ahead'] > 1 else ''} to this vendor")
+                    elif row["next_attempt"] > now:
+                        detail = f"queued; the next attempt is at {row['next_attempt'][:19]}Z"
+                        if row["last_error"]:
+                            detail += f" (last time: {row['last_error']})"
+                    else:
+                        detail = "queued; `vrm deliver` sends it"
+                by_id[row["id"]] = DeliveryResult(
+                    row["id"], row["vendor_id"], row["name"], row["type"], row["status"],
+                    row["attempts"], detail, row["receipt_status"], next_attempt,
+                    row["http_status"])
+        return [by_id[m] for m in message_ids if m in by_id]
+
+    def pending(self) -> tuple[int, datetime | None]:
+        """How many messages are pending, and when the earliest falls due."""
+        row = self._store.one("SELECT count(*) AS n, min(next_attempt) AS due FROM outbox "
+                              "WHERE status = 'pending'")
+        if not row or not row["n"]:
+            return 0, None
+        return row["n"], from_ts(row["due"])
+
     def _refresh(self, results: dict[str, DeliveryResult]) -> list[DeliveryResult]:
         # Expiry may have settled some rows after their last attempt.
         if not results:
@@ -311,21 +416,30 @@ class Deliverer:
                 self._flush(batch)
                 batch.__init__()  # type: ignore[misc]
 
+        def skip(rows: list[dict[str, Any]], status: str, detail: str) -> None:
+            for later in rows:
+                record(DeliveryResult(later["id"], later["vendor_id"], later["name"],
+                                      later["type"], status, later["attempts"], detail))
+
         async def serve(rows: list[dict[str, Any]]) -> None:
             async with semaphore:
+                ended = False
                 for index, row in enumerate(rows):
+                    if ended and row["type"] != "relationship.end":
+                        skip([row], "failed", ENDED_DETAIL)  # the flush fails it too
+                        continue
                     result = await self._attempt(row, batch)
                     record(result)
                     if result.status == "pending":
                         # Keep this vendor's order: later messages wait for this one.
-                        for later in rows[index + 1:]:
-                            record(DeliveryResult(
-                                later["id"], later["vendor_id"], later["name"], later["type"],
-                                "pending", later["attempts"],
-                                "waiting for an earlier message to this vendor"))
+                        skip(rows[index + 1:], "pending",
+                             "waiting for an earlier message to this vendor")
                         return
-                    if result.status == "failed":
+                    if result.vendor_status == "key-changed":
+                        skip(rows[index + 1:], "failed", KEY_CHANGED_DETAIL)
                         return
+                    if result.vendor_status == "ended":
+                        ended = True
 
         ids = {row["id"] for row in due}
         self._in_flight |= ids
@@ -343,8 +457,7 @@ class Deliverer:
                                       vendor_jwk=row["vendor_jwk"])
         attempts = row["attempts"] + 1
         later = self._clock()
-        status = {"delivered": "delivered", "rejected": "rejected", "ended": "failed",
-                  "transient": "pending"}[verdict.kind]
+        status = _OUTCOME[verdict.kind]
         next_attempt = later
         if verdict.kind == "transient":
             next_attempt = later + timedelta(
@@ -359,29 +472,38 @@ class Deliverer:
                 json.dumps(problem) if problem else None,
                 json.dumps(receipt.body.record) if receipt.body.record is not None else None,
                 verdict.raw_receipt, ts(later)))
-        self._vendor_effects(row, verdict, batch)
         return DeliveryResult(
             row["id"], row["vendor_id"], row["name"], row["type"], status, attempts,
             verdict.detail, receipt.body.status if receipt else None,
-            next_attempt if status == "pending" else None, verdict.http_status)
+            next_attempt if status == "pending" else None, verdict.http_status,
+            self._vendor_effects(row, verdict, batch))
 
     @staticmethod
-    def _vendor_effects(row: dict[str, Any], verdict: Exchange, batch: _Batch) -> None:
+    def _vendor_effects(row: dict[str, Any], verdict: Exchange, batch: _Batch) -> str | None:
+        """Queue the vendor's change of status this answer causes; return it."""
         vendor_id, kind = row["vendor_id"], verdict.kind
+        new: str | None = None
         if kind == "ended":
-            batch.vendor_status.append(("ended", 0, vendor_id))
+            new = "ended"
             batch.ended.append(vendor_id)
+        elif kind == "key-changed":
+            new = "key-changed"
+            batch.key_changed.append(vendor_id)
         elif row["type"] == "relationship.request":
             if kind == "delivered":
-                batch.vendor_status.append(("active", 0, vendor_id))
+                new = "active"
             elif kind == "rejected":
-                batch.vendor_status.append(("refused", 0, vendor_id))
+                new = "refused"
         elif row["type"] == "relationship.end" and kind == "delivered":
-            erase = bool(json.loads(row["meta"] or "{}").get("erase"))
-            batch.vendor_status.append(("ended", int(erase), vendor_id))
+            new = "ended"
+            if json.loads(row["meta"] or "{}").get("erase"):
+                batch.erased.append((vendor_id,))
+        if new is not None:
+            batch.vendor_status.append((new, vendor_id, new))
+        return new
 
     def _flush(self, batch: _Batch) -> None:
-        if not len(batch) and not batch.vendor_status:
+        if not len(batch) and not batch.vendor_status and not batch.erased:
             return
         now = ts(self._clock())
         with self._store.transaction() as conn:
@@ -392,11 +514,20 @@ class Deliverer:
                 "INSERT OR REPLACE INTO receipts (message_id, vendor_id, receipt_id, status, "
                 "problem, record, jws, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 batch.receipts)
-            # A relationship never comes back from ended or refused by a late receipt.
+            # A relationship never comes back from ended, refused or key-changed by
+            # a late receipt, and only a pending one becomes active (a confirmed
+            # re-statement must not undo an end that is on its way).
             conn.executemany(
-                "UPDATE vendors SET status = ?, erased = max(erased, ?), updated = '" + now
-                + "' WHERE id = ? AND status NOT IN ('ended', 'refused')", batch.vendor_status)
+                "UPDATE vendors SET status = ?, updated = '" + now + "' WHERE id = ? "
+                "AND status NOT IN ('ended', 'refused', 'key-changed') "
+                "AND (? != 'active' OR status = 'pending')", batch.vendor_status)
+            # An erasure confirmed after the end (an ended relationship) counts too.
+            conn.executemany("UPDATE vendors SET erased = 1 WHERE id = ?", batch.erased)
             conn.executemany(
-                "UPDATE outbox SET status = 'failed', last_error = 'the vendor has ended the "
-                "relationship', updated = ? WHERE vendor_id = ? AND status = 'pending'",
-                [(now, vendor_id) for vendor_id in batch.ended])
+                "UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
+                "WHERE vendor_id = ? AND status = 'pending' AND type != 'relationship.end'",
+                [(ENDED_DETAIL, now, vendor_id) for vendor_id in batch.ended])
+            conn.executemany(
+                "UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
+                "WHERE vendor_id = ? AND status = 'pending'",
+                [(KEY_CHANGED_DETAIL, now, vendor_id) for vendor_id in batch.key_changed])

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 import protocol
 
 from ._errors import UsageError
+from ._explain import explain
 
 __all__ = ["FIELD_NAMES", "SHAREABLE", "check_changes", "check_share", "nest", "visible_to",
            "top_level"]
@@ -67,9 +68,7 @@ def check_changes(changes: Mapping[str, str | None]) -> dict[str, str | None]:
     try:
         protocol.ProfileChanges.model_validate(nest(cleaned))
     except ValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise UsageError(f"the value of {where} is not valid: {error['msg']}") from None
+        raise UsageError(explain(exc)) from None
     return cleaned
 
 

@@ -5,6 +5,12 @@ methods inside ``asyncio.run`` and prints the answer: a rich table for people,
 or JSON on stdout with ``--json``. Every :class:`AgentError` becomes one
 sentence on stderr and a non-zero exit status; a person never sees a traceback.
 
+Exit status: 0 done (messages may still be pending: they stay in the outbox);
+1 a mistake or an error, said in one sentence; 2 a usage error or an
+unexpected failure; 3 a vendor showed a key other than the pinned one, so
+nothing more goes to it until the person decides (``vrm vendor list`` says
+how); 130 interrupted.
+
 Adding a command (``vrm demo`` does this from ``agent/demo.py``, which ``main``
 imports when it exists)::
 
@@ -44,8 +50,9 @@ from rich.table import Table
 
 from ._agent import Agent, Broadcast, SyncResult, default_home
 from ._delivery import DeliveryResult
-from ._errors import AgentError, PassphraseError, UsageError
+from ._errors import AgentError, PassphraseError, UsageError, VendorKeyChanged
 from ._profile import SHAREABLE
+from ._vendors import key_changed_message
 
 __all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progress_bar"]
 
@@ -55,6 +62,9 @@ Setup = Callable[[argparse.ArgumentParser], None]
 # emoji=False: "did:key:…" must not become "did🔑…".
 out = Console(highlight=False, soft_wrap=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
+
+#: The exit status when a vendor showed a key other than the pinned one.
+EXIT_KEY_CHANGED = 3
 
 
 @dataclass(frozen=True)
@@ -149,7 +159,8 @@ def _say(text: str) -> None:
 
 _STATUS_STYLE = {"delivered": "green", "pending": "yellow", "rejected": "red",
                  "failed": "red", "expired": "red", "ok": "green", "active": "green",
-                 "ended": "dim", "refused": "red"}
+                 "ended": "dim", "refused": "red", "ending": "yellow",
+                 "key-changed": "bold red"}
 
 
 def _styled(status: str) -> str:
@@ -170,6 +181,36 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
     _say(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     if counts.get("pending"):
         out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
+
+
+def _key_changes(agent: Agent, results: Sequence[DeliveryResult | dict[str, Any]]) -> int:
+    """Say loudly, on stderr, which vendors answered with another key in this run;
+    the exit status then says so too."""
+    changed = set()
+    for r in results:
+        vendor_id, status = ((r["vendor_id"], r["vendor_status"]) if isinstance(r, dict)
+                             else (r.vendor_id, r.vendor_status))
+        if status == "key-changed":
+            changed.add(vendor_id)
+    for vendor_id in sorted(changed):
+        _fail(key_changed_message(agent.vendor(vendor_id), None))
+    return EXIT_KEY_CHANGED if changed else 0
+
+
+def _held(vendors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Vendors whose key changed and that the person has not decided about yet
+    (neither ended nor added again)."""
+    current = {v["url"] for v in vendors if v["status"] in ("pending", "active", "ending")}
+    return [v for v in vendors if v["status"] == "key-changed" and v["url"] not in current]
+
+
+def _remind_key_changes(agent: Agent) -> None:
+    """Vendors held since an earlier run get nothing: say so on every broadcast."""
+    held = [v["name"] for v in _held(agent.vendors())]
+    if held:
+        whose = "its" if len(held) == 1 else "their"
+        _fail(f"warning: {', '.join(held)} got nothing, because {whose} key changed; "
+              f"see `vrm vendor list` for what to do.")
 
 
 def _split_fields(pairs: Sequence[str]) -> dict[str, str | None]:
@@ -200,6 +241,8 @@ async def _init(args: argparse.Namespace) -> int:
                               "terminal to choose one")
     agent = await Agent.init(_home(args), passphrase=passphrase, name=args.name)
     try:
+        for warning in agent.warnings:
+            _fail(f"warning: {warning}.")
         _say(f"Created your store in {agent.home}.")
         out.print("Your keys are sealed with your passphrase; keep it safe.")
         out.print("Next: vrm profile set email=you@example.org, then vrm vendor add URL.")
@@ -210,26 +253,47 @@ async def _init(args: argparse.Namespace) -> int:
 
 def _vendor_add_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="the vendor's address, e.g. https://bikes4u.example")
-    parser.add_argument("--share", default="",
+    parser.add_argument("--share", default=None,
                         help=f"profile fields this vendor may see, comma-separated: "
-                             f"{','.join(SHAREABLE)}")
+                             f"{','.join(SHAREABLE)} (none if not given; for a vendor "
+                             f"already added, giving it again re-states exactly these)")
+    parser.add_argument("--allow-http", action="store_true",
+                        help="accept a plain http:// address that is not loopback "
+                             "(messages are signed, not encrypted: anyone on the way "
+                             "can read them)")
     _add_json(parser)
 
 
 async def _vendor_add(args: argparse.Namespace) -> int:
-    share = [s for s in args.share.split(",") if s.strip()]
+    share = None if args.share is None else [s for s in args.share.split(",") if s.strip()]
     async with await open_agent(args) as agent:
-        vendor = await agent.add_vendor(args.url, share=share)
+        vendor = await agent.add_vendor(args.url, share=share, allow_http=args.allow_http)
+        delivery = vendor.get("delivery")
+        status = _key_changes(agent, [delivery] if delivery else [])
     if args.json:
         print_json(vendor)
-        return 0
-    _say(f"Added vendor {vendor['id']}: {vendor['name']} ({vendor['status']}).")
-    _say(f"Pinned key {vendor['vendor_did']}; you are {vendor['pairwise_did']} to them.")
-    delivery = vendor.get("delivery")
+        return status
+    action, name, shares = vendor["action"], vendor["name"], ", ".join(vendor["share"])
+    if action == "unchanged":
+        _say(f"{name} is already vendor {vendor['id']} ({vendor['status']}) and may see "
+             f"{shares or 'none of your fields'}; nothing to send.")
+        return status
+    if action == "share-updated":
+        _say(f"{name} may now see {shares or 'none of your fields'}; a relationship "
+             f"request re-states exactly that.")
+    else:
+        again = (f" (a new relationship; vendor {vendor['replaces']} is kept as history)"
+                 if action == "added-again" else "")
+        _say(f"Added vendor {vendor['id']}: {name} ({vendor['status']}){again}.")
+        _say(f"Pinned key {vendor['vendor_did']}; you are {vendor['pairwise_did']} to them.")
     if delivery and delivery["status"] == "pending":
         _say(f"The relationship request is queued ({delivery['detail']}); "
              f"`vrm deliver` retries it.")
-    return 0
+    elif delivery and delivery["status"] == "delivered" and action == "share-updated":
+        _say(f"{name} confirmed it with a signed receipt.")
+    elif delivery and delivery["status"] not in ("pending", "delivered"):
+        _say(f"The relationship request {delivery['status']}: {delivery['detail']}")
+    return status
 
 
 async def _vendor_list(args: argparse.Namespace) -> int:
@@ -245,32 +309,40 @@ async def _vendor_list(args: argparse.Namespace) -> int:
            [(v["id"], v["name"],
              _Styled(_styled(v["status"]) + (" (erased)" if v["erased"] else "")),
              ",".join(v["share"]) or "-", v["url"]) for v in vendors])
+    for v in _held(vendors):
+        _say(f"{v['name']} ({v['id']}) answered with a key other than the pinned one, so "
+             f"it gets nothing: if you trust the new key, `vrm vendor add {v['url']}` "
+             f"starts a new relationship; otherwise `vrm vendor end {v['id']}`.")
     return 0
 
 
 def _vendor_end_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("vendor", help="the vendor's number, name, DID or URL")
     parser.add_argument("--erase", action="store_true",
-                        help="ask the vendor to erase your data")
+                        help="ask the vendor to erase your data (also after an end)")
     parser.add_argument("--reason", help="a short reason to give the vendor")
     _add_json(parser)
 
 
 async def _vendor_end(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
+        before = agent.vendor(args.vendor)
         result = await agent.end_vendor(args.vendor, erase=args.erase, reason=args.reason)
-        vendor = agent.vendor(args.vendor)
+        vendor = agent.vendor(before["id"])
+        status = _key_changes(agent, [result] if result else [])
     if args.json:
         print_json({"vendor": vendor, "delivery": result.to_json() if result else None})
-        return 0
-    if result is not None and result.status == "delivered":
+        return status
+    if result is None:
+        _say(f"Ended the relationship with {vendor['name']} here only: its key changed, so "
+             f"it could not confirm anything, and nothing was sent to it.")
+    elif result.status == "delivered":
         what = ", and that your data will be erased" if args.erase else ""
         _say(f"{vendor['name']} confirmed with a signed receipt that the relationship has "
              f"ended{what}.")
     else:
-        _show_results(f"Ending the relationship with {vendor['name']}",
-                      [result] if result else [])
-    return 0
+        _show_results(f"Ending the relationship with {vendor['name']}", [result])
+    return status
 
 
 def _profile_set_setup(parser: argparse.ArgumentParser) -> None:
@@ -285,7 +357,12 @@ async def _profile_set(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         with progress_bar("telling vendors", enabled=not args.json) as bar:
             broadcast = await agent.set_profile(changes, progress=bar)
-    return _show_broadcast(args, broadcast, "Profile updated")
+        status = _key_changes(agent, broadcast.results)
+        _remind_key_changes(agent)
+    if not args.json and not broadcast.changed:
+        _say("Nothing changed: your profile already holds these values, so nothing was sent.")
+        return status
+    return _show_broadcast(args, broadcast, "Profile updated") or status
 
 
 def _show_broadcast(args: argparse.Namespace, broadcast: Broadcast, title: str) -> int:
@@ -316,8 +393,9 @@ def _intent_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", nargs=2, metavar=("AMOUNT", "CURRENCY"),
                         help="the most you will pay, e.g. --budget 800 EUR")
     parser.add_argument("--needed-by", metavar="YYYY-MM-DD")
-    parser.add_argument("--to", nargs="+", metavar="VENDOR",
-                        help="only these vendors (default: all that accept intents)")
+    parser.add_argument("--to", action="append", metavar="VENDOR",
+                        help="only this vendor (number, name, DID or URL); repeat for more: "
+                             "--to Bikes4U --to 3 (default: all that accept intents)")
     _add_json(parser)
 
 
@@ -328,9 +406,12 @@ async def _intent(args: argparse.Namespace) -> int:
                 args.summary, category=args.category,
                 budget=tuple(args.budget) if args.budget else None,  # type: ignore[arg-type]
                 needed_by=args.needed_by, to=args.to, progress=bar)
+        status = _key_changes(agent, broadcast.results)
+        if not args.to:
+            _remind_key_changes(agent)
     if not args.json:
         out.print("Offers arrive with `vrm sync`; see them with `vrm offers`.")
-    return _show_broadcast(args, broadcast, "Intent sent")
+    return _show_broadcast(args, broadcast, "Intent sent") or status
 
 
 async def _outbox(args: argparse.Namespace) -> int:
@@ -360,26 +441,40 @@ async def _deliver(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         with progress_bar("delivering", enabled=not args.json) as bar:
             results = await agent.deliver(progress=bar, patience=args.wait)
+        status = _key_changes(agent, results)
+        waiting = agent.pending()
     if args.json:
         print_json([r.to_json() for r in results])
-    else:
+        return status
+    if results:
         _show_results("Delivery", results)
-    return 0
+    elif waiting["pending"]:
+        n, due = waiting["pending"], waiting["next_attempt"]
+        _say(f"Nothing is due now; {n} message{'s are' if n > 1 else ' is'} pending, the "
+             f"next attempt is at {due:%Y-%m-%d %H:%M:%S} UTC "
+             f"(`vrm deliver --wait SECONDS` waits for it).")
+    else:
+        _say("Nothing to send: every message in the outbox is settled.")
+    return status
 
 
 async def _sync(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         with progress_bar("collecting offers", enabled=not args.json) as bar:
             results: list[SyncResult] = await agent.sync(progress=bar)
+        changed = [r for r in results if r.status == "key-changed"]
+        for r in changed:
+            _fail(key_changed_message(agent.vendor(r.vendor_id), None))
+    status = EXIT_KEY_CHANGED if changed else 0
     if args.json:
         print_json([r.to_json() for r in results])
-        return 0
+        return status
     if not results:
         out.print("No active vendors to ask.")
-        return 0
+        return status
     _table("Sync", ["vendor", "status", "new messages", "detail"],
            [(r.vendor, _styled(r.status), r.new_messages, r.detail) for r in results])
-    return 0
+    return status
 
 
 async def _offers(args: argparse.Namespace) -> int:
@@ -399,7 +494,7 @@ async def _offers(args: argparse.Namespace) -> int:
 
 def _export_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write to FILE (mode 0600) instead of stdout")
+                        help="write to FILE, mode 0600 (an existing file is made 0600 too)")
 
 
 async def _export(args: argparse.Namespace) -> int:
@@ -409,6 +504,13 @@ async def _export(args: argparse.Namespace) -> int:
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         try:
             fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                # O_CREAT's mode applies only to a new file: an existing one keeps
+                # its own, which may let others read everything exported.
+                os.fchmod(fd, 0o600)
+            except BaseException:
+                os.close(fd)
+                raise
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
         except OSError as exc:
@@ -443,7 +545,8 @@ def _nothing(parser: argparse.ArgumentParser) -> None:
 
 
 register("init", help="create your store and keys", setup=_init_setup, run=_init)
-register(("vendor", "add"), help="discover a vendor and open a relationship",
+register(("vendor", "add"), help="discover a vendor and open a relationship (again, after "
+         "an end or a key change; or re-state what it may see with --share)",
          setup=_vendor_add_setup, run=_vendor_add)
 register(("vendor", "list"), help="list your vendors", setup=_json_only, run=_vendor_list)
 register(("vendor", "end"), help="end a relationship (optionally erasing your data)",
@@ -499,6 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status = asyncio.run(args.run(args))
+    except VendorKeyChanged as exc:
+        _fail(str(exc))
+        status = EXIT_KEY_CHANGED
     except AgentError as exc:
         _fail(str(exc))
         status = 1

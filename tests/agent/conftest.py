@@ -1,9 +1,11 @@
-"""Fixtures for the agent tests: an agent on a temporary VRM_HOME, and small
-hand-written vendors (built on protocol/) that misbehave on demand."""
+"""Fixtures for the agent tests: an agent on a temporary VRM_HOME, real
+vendor_adapter apps that misbehave on demand (``shops``), and small hand-written
+vendors (built on protocol/) for what a real vendor never does (``FakeVendor``)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -181,3 +183,150 @@ def serve(aiohttp_server) -> Callable[..., Any]:
         return vendor, str(server.make_url("")).rstrip("/")
 
     return start
+
+
+# --- real vendor_adapter apps that misbehave on demand ------------------------
+
+class Shop:
+    """A real ``vrm_app(Vendor)`` on loopback, with its real SQLite CRM, behind a
+    middleware that misbehaves on demand for the inbox's POSTs:
+
+    - ``fail_first``: answer the first n with ``fail_status`` (500, 429, 503...),
+      with ``retry_after`` as Retry-After; the vendor never sees them
+    - ``delay_after``: seconds to wait AFTER the vendor applied the message (the
+      agent times out, although the CRM was written)
+    - ``garbage``: replace the vendor's answer with garbage (after applying it)
+    - ``resign_with``: re-sign the vendor's receipt with another key (its own
+      did:key, a valid signature: someone else answering at the inbox)
+    - ``tamper``: spoil the receipt's signature (it still names the pinned key)
+    - ``redirect_to``: answer 307 to that URL instead
+    - ``pieces``: write every answer (discovery too) in three pieces, 0.2 s apart
+    - ``before``: ``await before(request)`` before the vendor sees the message
+    ``down()`` and ``up()`` stop and restart the server on the same port.
+    """
+
+    def __init__(self, vendor: Any, server_factory: Callable[..., Any], prefix: str) -> None:
+        self.vendor = vendor
+        self._factory = server_factory
+        self._prefix = prefix
+        self.server: Any = None
+        self.port: int | None = None
+        self.url = ""
+        self.fail_first = 0
+        self.fail_status = 500
+        self.retry_after: str | None = None
+        self.delay_after = 0.0
+        self.garbage = False
+        self.resign_with: protocol.SigningKey | None = None
+        self.tamper = False
+        self.redirect_to: str | None = None
+        self.pieces = False
+        self.before: Callable[[], Any] | None = None
+        self.posts = 0
+
+    @property
+    def name(self) -> str:
+        return self.vendor.name
+
+    @property
+    def crm(self) -> Any:
+        return self.vendor.crm
+
+    def copies(self) -> dict[str, int]:
+        """How many CRM activities each message id made: every value must be 1."""
+        counts: dict[str, int] = {}
+        for activity in self.vendor.crm.activities():
+            counts[activity["message_id"]] = counts.get(activity["message_id"], 0) + 1
+        return counts
+
+    def _app(self) -> web.Application:
+        from vendor_adapter.aiohttp import vrm_app
+
+        app = vrm_app(self.vendor)
+        app.middlewares.insert(0, self._misbehave)
+        if not self._prefix:
+            return app
+        outer = web.Application()
+        outer.add_subapp(self._prefix, app)
+        return outer
+
+    async def up(self) -> Shop:
+        self.server = await self._factory(self._app(), port=self.port)
+        self.port = self.server.port
+        self.url = str(self.server.make_url(self._prefix)).rstrip("/")
+        return self
+
+    async def down(self) -> None:
+        await self.server.close()
+
+    @web.middleware
+    async def _misbehave(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method != "POST":
+            response = await handler(request)
+            return await self._in_pieces(request, response) if self.pieces else response
+        self.posts += 1
+        if self.redirect_to:
+            return web.Response(status=307, headers={"Location": self.redirect_to})
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return web.Response(status=self.fail_status, headers=headers)
+        if self.before is not None:
+            await self.before(request)
+        response = await handler(request)  # the real vendor applies the message
+        if self.delay_after:
+            await asyncio.sleep(self.delay_after)
+        if self.garbage:
+            return web.Response(body=b"{]not a receipt", content_type=protocol.MEDIA_TYPE)
+        if self.resign_with is not None or self.tamper:
+            response = self._spoil(response)
+        return await self._in_pieces(request, response) if self.pieces else response
+
+    def _spoil(self, response: web.Response) -> web.Response:
+        jws = json.loads(response.body)
+        if self.tamper:
+            signature = jws["signature"]
+            jws["signature"] = ("A" if signature[0] != "A" else "B") + signature[1:]
+        else:
+            assert self.resign_with is not None
+            payload = json.loads(protocol.b64url_decode(jws["payload"]))
+            payload["from"] = self.resign_with.did
+            jws = json.loads(protocol.sign_payload(json.dumps(payload).encode(),
+                                                   self.resign_with))
+        return web.Response(body=json.dumps(jws).encode(), status=response.status,
+                            content_type=protocol.MEDIA_TYPE)
+
+    @staticmethod
+    async def _in_pieces(request: web.Request, response: web.StreamResponse
+                         ) -> web.StreamResponse:
+        assert isinstance(response, web.Response) and response.body is not None
+        body = bytes(response.body)  # type: ignore[arg-type]
+        streamed = web.StreamResponse(status=response.status)
+        streamed.content_type = response.content_type
+        await streamed.prepare(request)  # no Content-Length: chunked, like a proxy would
+        third = max(1, len(body) // 3)
+        for start in range(0, len(body), third):
+            await streamed.write(body[start:start + third])
+            await asyncio.sleep(0.2)
+        await streamed.write_eof()
+        return streamed
+
+
+@pytest.fixture
+def shops(tmp_path: Path, aiohttp_server):
+    """``[a, b] = await shops(2)``: real vendors (Shop0, Shop1...) on loopback."""
+    from vendor_adapter import Vendor
+
+    opened: list[Any] = []
+
+    async def start(n: int, *, prefix: str = "", first: int = 0) -> list[Shop]:
+        started = []
+        for i in range(first, first + n):
+            vendor = Vendor.open(tmp_path / f"crm{i}.db", name=f"Shop{i}", passphrase="secret")
+            opened.append(vendor)
+            started.append(await Shop(vendor, aiohttp_server, prefix).up())
+        return started
+
+    yield start
+    for vendor in opened:
+        vendor.close()

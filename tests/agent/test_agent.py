@@ -146,3 +146,57 @@ async def test_feedback_preferences_and_cancel(agent: Agent, serve) -> None:
         await agent.feedback("B", 11)
     with pytest.raises(UsageError, match="no intent"):
         await agent.cancel_intent("nope")
+
+
+async def test_a_profile_set_that_changes_nothing_sends_nothing(agent: Agent, serve) -> None:
+    vendor, url = await serve(FakeVendor("A"))
+    await agent.set_profile({"email": "ann@example.org"})
+    await agent.add_vendor(url, share=["email", "phone"])
+    leftover = await agent.set_profile({"phone": "+441234567"}, send=False)
+    same = await agent.set_profile({"email": "ann@example.org"})
+    assert same.changed == () and same.message_ids == () and same.results == []
+    assert same.to_json()["changed"] == []
+    # nothing new was sent, but what was due went ("the next command carries on")
+    updates = vendor.of_type(protocol.ContactUpdate)
+    assert [u.id for u in updates] == list(leftover.message_ids)
+    assert agent.outbox()[-1]["status"] == "delivered"
+
+
+async def test_every_message_of_a_broadcast_has_a_result(agent: Agent, serve) -> None:
+    vendor, url = await serve(FakeVendor("A"))
+    await agent.add_vendor(url, share=["email"])
+    queued = await agent.set_profile({"email": "ann@example.org"}, send=False)
+    [result] = queued.results
+    assert (result.status, result.attempts) == ("pending", 0)
+    assert "vrm deliver" in (result.detail or "")
+    # not due (Retry-After), and a second message waits behind it
+    vendor.mode, vendor.retry_after = "429", "300"
+    await agent.deliver()
+    behind = await agent.set_profile({"email": "ann@example.net"})
+    [result] = behind.results
+    assert result.status == "pending" and result.attempts == 0
+    assert result.detail == "queued behind 1 earlier message to this vendor"
+    waiting = agent.pending()
+    assert waiting["pending"] == 2 and waiting["next_attempt"] is not None
+
+
+async def test_intent_refuses_an_empty_summary_and_a_past_date(agent: Agent, serve) -> None:
+    vendor, url = await serve(FakeVendor("A"))
+    await agent.add_vendor(url)
+    with pytest.raises(UsageError, match="say what you want"):
+        await agent.intent(" \t\n")
+    with pytest.raises(UsageError, match="in the past"):
+        await agent.intent("Touring bike", needed_by=date(2020, 1, 1))
+    with pytest.raises(UsageError, match="the budget must be an amount like 250"):
+        await agent.intent("Touring bike", budget=("twelve", "EUR"))
+    today = await agent.intent("Touring bike", needed_by=date.today())
+    assert [r.status for r in today.results] == ["delivered"]
+    assert vendor.of_type(protocol.Intent)[0].body.summary == "Touring bike"
+
+
+async def test_to_names_each_vendor_once(agent: Agent, serve) -> None:
+    vendor, url = await serve(FakeVendor("A"))
+    await agent.add_vendor(url)
+    sent = await agent.intent("Touring bike", to=["A", 1, "a", url, url + "/"])
+    assert [r.vendor for r in sent.results] == ["A"]
+    assert len(vendor.of_type(protocol.Intent)) == 1

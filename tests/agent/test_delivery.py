@@ -47,24 +47,34 @@ async def test_misbehaving_vendors_never_break_the_broadcast(agent: Agent, serve
         result = by_vendor[vendor.name]
         if vendor.mode == "ok":
             assert result.status == "delivered", result
+        elif vendor.mode == "wrongkey":
+            # a receipt validly signed by another key: a key change, held, not retried
+            assert (result.status, result.vendor_status) == ("failed", "key-changed"), result
+            assert "pinned" in (result.detail or "")
         else:
             assert result.status == "pending", result
             assert result.detail
             assert result.next_attempt is not None
     # a wrongly signed receipt does not count, and is not kept as proof
-    wrong = by_vendor[vendors[modes.index("wrongkey")].name]
-    assert "pinned" in (wrong.detail or "")
+    wrongkey = vendors[modes.index("wrongkey")]
+    wrong = by_vendor[wrongkey.name]
     receipts = {row["message_id"] for row in agent.store.rows("SELECT * FROM receipts")}
     assert wrong.message_id not in receipts
-    # the vendor that got the wrongly signed receipt did apply the message once; fixed,
-    # it answers duplicate and its CRM still holds one copy
+    assert agent.vendor(wrongkey.name)["status"] == "key-changed"
+    hits = wrongkey.hits
+    # fixed, the others answer (duplicate where they had applied it already), and
+    # every CRM holds one copy; the vendor whose key changed gets nothing more
     for vendor in vendors:
         vendor.mode = "ok"
     results = await agent.deliver(patience=5)
     assert {r.status for r in results} == {"delivered"}
-    assert all(row["status"] == "delivered" for row in agent.outbox())
+    assert wrong.message_id not in {r.message_id for r in results}
+    assert wrongkey.hits == hits
+    assert {row["status"] for row in agent.outbox()} == {"delivered", "failed"}
     for vendor in vendors:
         assert len(vendor.of_type(protocol.ContactUpdate)) == 1, vendor.name
+    later = await agent.set_profile({"email": "ann@example.net"})
+    assert wrongkey.name not in {r.vendor for r in later.results} and wrongkey.hits == hits
 
 
 async def test_retry_resends_the_same_bytes(agent: Agent, serve) -> None:

@@ -4,59 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from aiohttp import web
-
 from agent import Agent, Limits
-from vendor_adapter import Vendor
-from vendor_adapter.aiohttp import vrm_app
 
 from .conftest import FAST, PASSPHRASE
-
-
-@pytest.fixture
-def shops(tmp_path: Path, aiohttp_server):
-    opened: list[Vendor] = []
-
-    async def start(n: int, *, prefix: str = "") -> list[tuple[Vendor, str]]:
-        started = []
-        for i in range(n):
-            vendor = Vendor.open(tmp_path / f"crm{i}.db", name=f"Shop{i}", passphrase="secret")
-            opened.append(vendor)
-            app = vrm_app(vendor)
-            if prefix:
-                outer = web.Application()
-                outer.add_subapp(prefix, app)
-                app = outer
-            server = await aiohttp_server(app)
-            started.append((vendor, str(server.make_url(prefix)).rstrip("/")))
-        return started
-
-    yield start
-    for vendor in opened:
-        vendor.close()
 
 
 async def test_move_intent_offers_and_end_with_real_vendors(agent: Agent, shops) -> None:
     running = await shops(4, prefix="/v/3")
     await agent.set_profile({"email": "ada@example.org", "postal_address.locality": "Berlin"})
-    for _, url in running:
-        added = await agent.add_vendor(url, share=["email", "postal_address"])
+    for shop in running:
+        added = await agent.add_vendor(shop.url, share=["email", "postal_address"])
         assert added["status"] == "active", added
     moved = await agent.set_profile({"postal_address.locality": "Leeds",
                                      "postal_address.country": "GB"})
     assert [r.status for r in moved.results] == ["delivered"] * 4
-    for vendor, _ in running:
-        [contact] = vendor.crm.contacts()
+    for shop in running:
+        [contact] = shop.crm.contacts()
         assert (contact["locality"], contact["country"], contact["email"]) == (
             "Leeds", "GB", "ada@example.org")
 
     intent = await agent.intent("Touring bike", category="bicycles", budget=("800", "EUR"))
     assert {r.status for r in intent.results} == {"delivered"}
-    for vendor, _ in running[:2]:
-        [lead] = vendor.crm.leads()
-        await vendor.make_offer(lead["id"], summary=f"{vendor.name} Trek 520", price="749.00",
-                                currency="EUR")
+    for shop in running[:2]:
+        [lead] = shop.crm.leads()
+        await shop.vendor.make_offer(lead["id"], summary=f"{shop.name} Trek 520",
+                                     price="749.00", currency="EUR")
     synced = await agent.sync()
     assert [r.status for r in synced] == ["ok"] * 4
     offers = agent.offers()
@@ -66,7 +38,7 @@ async def test_move_intent_offers_and_end_with_real_vendors(agent: Agent, shops)
 
     result = await agent.end_vendor("Shop0", erase=True)
     assert result is not None and result.status == "delivered"
-    [erased] = running[0][0].crm.contacts()
+    [erased] = running[0].crm.contacts()
     assert erased["erased"] and erased["email"] is None and erased["status"] == "ended"
     assert "Shop0" not in {row["vendor"] for row in agent.shared()}
     assert agent.vendor("Shop0")["status"] == "ended"
@@ -77,9 +49,9 @@ async def test_move_intent_offers_and_end_with_real_vendors(agent: Agent, shops)
 
 async def test_crash_between_outbox_write_and_delivery(agent: Agent, home: Path, shops) -> None:
     running = await shops(3)
-    for _, url in running:
-        await agent.add_vendor(url, share=["email"])
-    before = [len(v.crm.activities()) for v, _ in running]
+    for shop in running:
+        await agent.add_vendor(shop.url, share=["email"])
+    before = [len(shop.crm.activities()) for shop in running]
     await agent.set_profile({"email": "ada@example.org"}, send=False)
     await agent.close()  # the crash
     reopened = await Agent.open(home, passphrase=PASSPHRASE, limits=FAST)
@@ -92,10 +64,11 @@ async def test_crash_between_outbox_write_and_delivery(agent: Agent, home: Path,
         assert {r.receipt_status for r in again} == {"duplicate"}
     finally:
         await reopened.close()
-    after = [len(v.crm.activities()) for v, _ in running]
+    after = [len(shop.crm.activities()) for shop in running]
     assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
-    for vendor, _ in running:
-        assert [c["email"] for c in vendor.crm.contacts()] == ["ada@example.org"]
+    for shop in running:
+        assert [c["email"] for c in shop.crm.contacts()] == ["ada@example.org"]
+        assert set(shop.copies().values()) == {1}
 
 
 async def test_many_vendors_at_once(home: Path, shops) -> None:
@@ -103,8 +76,8 @@ async def test_many_vendors_at_once(home: Path, shops) -> None:
                              limits=Limits(max_connections=8))
     try:
         running = await shops(12)
-        for _, url in running:
-            await agent.add_vendor(url, share=["email"])
+        for shop in running:
+            await agent.add_vendor(shop.url, share=["email"])
         done: list[int] = []
         broadcast = await agent.set_profile({"email": "ada@example.org"},
                                             progress=lambda d, t, r: done.append(d))

@@ -28,6 +28,14 @@ def receipt(status: str, *, thread: str = "m1", problem: str | None = None,
     return protocol.sign(message, key)
 
 
+def forged_with_pinned_kid() -> bytes:
+    """A receipt whose header names the pinned key but that another key signed."""
+    impostor = protocol.SigningKey.generate()
+    genuine = json.loads(receipt("accepted"))
+    signed = json.loads(receipt("accepted", key=impostor))
+    return json.dumps({**genuine, "signature": signed["signature"]}).encode()
+
+
 JOSE, PROBLEM = protocol.MEDIA_TYPE, protocol.PROBLEM_MEDIA_TYPE
 problem_doc = json.dumps({"type": "urn:vrm:problem:too-large", "detail": "too big"}).encode()
 
@@ -48,7 +56,11 @@ CASES = [
     (503, "text/html", b"<html>", "transient"),
     (200, JOSE, b"{]", "transient"),                                     # garbage
     (200, "application/json", b"{}", "transient"),                       # not a receipt
-    (200, JOSE, receipt("accepted", key=protocol.SigningKey.generate()), "transient"),
+    # validly signed by another DID: someone else answers at the inbox
+    (200, JOSE, receipt("accepted", key=protocol.SigningKey.generate()), "key-changed"),
+    (410, JOSE, receipt("rejected", problem="unknown-relationship",
+                        key=protocol.SigningKey.generate()), "key-changed"),
+    (200, JOSE, forged_with_pinned_kid(), "transient"),  # claims the pinned kid: unverified
     (200, JOSE, receipt("accepted", thread="another"), "transient"),     # not for this message
     (200, JOSE, receipt("accepted", to="did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"),
      "transient"),                                                        # for someone else
@@ -65,8 +77,10 @@ def test_classify(status: int, content_type: str, body: bytes, kind: str) -> Non
     assert verdict.kind == kind, verdict
     if kind == "delivered":
         assert verdict.raw_receipt == body
-    if kind in ("rejected", "transient"):
+    if kind in ("rejected", "transient", "key-changed"):
         assert verdict.detail
+    if kind == "key-changed":
+        assert VENDOR.did in verdict.detail and verdict.receipt is None
 
 
 def test_problem_detail_is_shown() -> None:
@@ -92,3 +106,17 @@ def test_retry_after_forms() -> None:
     assert _retry_after("soon", NOW) is None
     later = (NOW + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert 85 <= (_retry_after(later, NOW) or 0) <= 90
+
+
+def test_backoff_jitter_spreads_retries() -> None:
+    limits = Limits(retry_base=2.0, retry_cap=3600.0)
+    for attempts in (1, 4, 9):
+        expected = 2.0 * 2 ** (attempts - 1)
+        draws = [backoff(attempts, limits, random.Random(seed)) for seed in range(50)]
+        assert all(expected * 0.5 <= d <= expected for d in draws)
+        # spread over the range, not stuck at one end: agents must not retry in step
+        assert len(set(draws)) == 50
+        assert min(draws) < expected * 0.6 and max(draws) > expected * 0.9
+    # the same seed, the same delays (the rng is the only source of randomness)
+    assert ([backoff(3, limits, random.Random(1)) for _ in range(3)]
+            == [backoff(3, limits, random.Random(1)) for _ in range(3)])

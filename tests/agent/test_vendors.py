@@ -61,11 +61,14 @@ async def test_a_changed_vendor_key_is_refused_loudly(agent: Agent, serve) -> No
     with pytest.raises(VendorKeyChanged):
         await agent.check_vendor("Bikes4U")
     assert agent.vendor("Bikes4U")["vendor_did"] == pinned
-    # and receipts from the new key never count
-    broadcast = await agent.intent("Touring bike")
-    [result] = broadcast.results
-    assert result.status in ("pending", "rejected")
-    assert result.status != "delivered"
+    # the vendor is held: it gets nothing more until the person decides
+    assert agent.vendor("Bikes4U")["status"] == "key-changed"
+    hits = vendor.hits
+    with pytest.raises(UsageError, match="no vendor accepts intents"):
+        await agent.intent("Touring bike")
+    with pytest.raises(UsageError, match="key other than the pinned one"):
+        await agent.intent("Touring bike", to=["Bikes4U"])
+    assert vendor.hits == hits
 
 
 async def test_adding_a_known_vendor_again_rechecks_it(agent: Agent, serve) -> None:
@@ -119,3 +122,36 @@ async def test_discovery_document_is_stored(agent: Agent, serve) -> None:
         await agent.intent("A bike")
     with pytest.raises(UsageError, match="does not accept intents"):
         await agent.intent("A bike", to=["Shop"])
+
+
+async def test_the_pasted_discovery_url_is_the_vendor(agent: Agent, serve) -> None:
+    vendor, url = await serve(FakeVendor("Shop"))
+    added = await agent.add_vendor(url + "/.well-known/vrm/")
+    assert added["url"] == url and added["status"] == "active"
+    assert len(vendor.of_type(protocol.RelationshipRequest)) == 1
+
+
+@pytest.mark.parametrize("suffix", ["?ref=mail", "/?x", "#top", "/vrm?a=1#b"])
+async def test_a_url_with_a_query_or_fragment_is_refused(agent: Agent, serve, suffix) -> None:
+    vendor, url = await serve(FakeVendor("Shop"))
+    with pytest.raises(UsageError, match=r"has a \? or # part"):
+        await agent.add_vendor(url + suffix)
+    assert vendor.hits == 0 and agent.vendors() == []
+
+
+def test_plain_http_only_to_loopback_unless_allowed() -> None:
+    from agent._vendors import check_transport
+
+    for url in ("http://127.0.0.1:8080", "http://localhost:1/v", "http://[::1]:9",
+                "http://127.5.5.5", "https://shop.example"):
+        check_transport(url)
+    for url in ("http://shop.example", "http://10.0.0.7:8080", "http://[2001:db8::1]"):
+        with pytest.raises(UsageError, match="--allow-http"):
+            check_transport(url)
+        check_transport(url, allow_http=True)
+
+
+async def test_add_vendor_refuses_plain_http_before_any_request(agent: Agent) -> None:
+    with pytest.raises(UsageError, match="signed but not encrypted"):
+        await agent.add_vendor("http://shop.example")
+    assert agent.vendors() == []
