@@ -124,7 +124,7 @@ class InboxCore:
 
     def refuse(self, exc: protocol.InvalidMessage, *, http_status: int = 0) -> Response:
         """Answer a refusal: a signed receipt if the sender is known, else a problem."""
-        if exc.authenticated and exc.sender:
+        if exc.authenticated and exc.sender and exc.message_id:
             return self.answer_to(exc.sender, exc.message_id, Outcome.refused(
                 exc, http_status=http_status))
         return problem_response(exc.to_problem(), exc.status_hint)
@@ -132,7 +132,7 @@ class InboxCore:
     def answer(self, verified: Verified, outcome: Outcome) -> Response:
         return self.answer_to(verified.message.sender, verified.message.id, outcome)
 
-    def answer_to(self, to: str, thread: str | None, outcome: Outcome) -> Response:
+    def answer_to(self, to: str, thread: str, outcome: Outcome) -> Response:
         body: dict[str, object] = {"status": outcome.status}
         if outcome.problem is not None:
             problem = outcome.problem
@@ -144,12 +144,9 @@ class InboxCore:
             body["messages"] = outcome.messages
         if outcome.cursor is not None:
             body["cursor"] = outcome.cursor
-        fields: dict[str, object] = {}
-        if thread is not None:
-            fields["thread"] = thread
         receipt = protocol.Receipt(
             id=protocol.new_message_id(), sender=self.key.did, to=to, created=self.clock(),
-            body=protocol.ReceiptBody(**body), **fields)
+            thread=thread, body=protocol.ReceiptBody(**body))
         return Response(outcome.http_status, protocol.MEDIA_TYPE,
                         protocol.sign(receipt, self.key))
 
@@ -161,9 +158,13 @@ class InboxCore:
         try:
             try:
                 verified = self.verify(body, content_type)
-                return self.answer(verified, apply(verified))
             except protocol.InvalidMessage as exc:
                 return self.refuse(exc)
+            try:
+                outcome = apply(verified)
+            except protocol.InvalidMessage as exc:
+                outcome = Outcome.refused(exc)  # a sink's refusal: answer this very message
+            return self.answer(verified, outcome)
         except Exception:
             log.exception("the inbox failed on a message; answered 503")
             return UNAVAILABLE
@@ -175,9 +176,13 @@ class InboxCore:
         try:
             try:
                 verified = self.verify(body, content_type)
-                return self.answer(verified, await apply(verified))
             except protocol.InvalidMessage as exc:
                 return self.refuse(exc)
+            try:
+                outcome = await apply(verified)
+            except protocol.InvalidMessage as exc:
+                outcome = Outcome.refused(exc)  # a sink's refusal: answer this very message
+            return self.answer(verified, outcome)
         except Exception:
             log.exception("the inbox failed on a message; answered 503")
             return UNAVAILABLE

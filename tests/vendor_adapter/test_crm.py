@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -12,7 +13,7 @@ from vendor_adapter import (DEFAULT, HUBSPOT, SALESFORCE, CrmEvent, CrmSink, Sql
                             nps_class)
 from vendor_adapter._mapping import flatten
 
-from .conftest import PASSPHRASE, Person
+from .conftest import PASSPHRASE, Person, now
 
 PROFILE = dict(given_name="Ann", family_name="Lee", email="ann@example.org", phone="+3212345678",
                postal_address={"street_address": "Veldstraat 9", "locality": "Gent",
@@ -119,3 +120,27 @@ def test_custom_sinks(db_path: str) -> None:
         # rejected: no relationship was opened, nothing recorded as seen
         assert v._db.read("SELECT count(*) AS n FROM vrm_seen WHERE vendor = ?",
                           (v.did,))[0]["n"] == 0
+
+
+class TerseRejectingSink:
+    """A sink that refuses the simplest way: no sender, no message id."""
+
+    def apply(self, conn: sqlite3.Connection, event: CrmEvent) -> dict[str, Any]:
+        raise protocol.InvalidBody("our CRM does not take this")
+
+
+def test_a_sink_refusal_is_a_receipt_for_that_very_message(db_path: str) -> None:
+    with Vendor.open(db_path, name="terse", passphrase=PASSPHRASE,
+                     sink=TerseRejectingSink()) as vendor:
+        person = Person(vendor.did)
+        raw = person.request()
+        response = vendor.handle_sync(raw, protocol.MEDIA_TYPE)
+        assert response.status == 422
+        assert response.content_type == protocol.MEDIA_TYPE
+        receipt = protocol.parse(response.body, now=now(),
+                                 keys=protocol.pinned_keys(vendor.public_key),
+                                 recipient=person.did)
+        assert receipt.thread == json.loads(protocol.b64url_decode(
+            json.loads(raw)["payload"], what="payload"))["id"]
+        assert receipt.body.status == "rejected"
+        assert receipt.body.problem.type == "urn:vrm:problem:invalid-body"
