@@ -27,8 +27,9 @@ which:
 Idle keep-alive connections close after ``idle_timeout`` (aiohttp's
 ``keepalive_timeout``, whose default of an hour assumes a proxy in front).
 
-The guard reads four of ``RequestHandler``'s private attributes
-(``_request_count``, ``_messages``, ``_waiter``, ``_request_in_progress``);
+The guard reads five of ``RequestHandler``'s private attributes
+(``_request_count``, ``_messages``, ``_waiter``, ``_request_in_progress``,
+``_upgraded``);
 tests/vendor_adapter/test_serve.py fails if an aiohttp upgrade changes them.
 """
 
@@ -178,7 +179,9 @@ class _Guard(asyncio.Protocol):
                 self._arm()
 
     def eof_received(self) -> bool | None:
-        if self._waiting_for_head():
+        if self._waiting_for_head() or self._inner._upgraded:
+            # Idle, or no longer HTTP (a WebSocket): aiohttp's way, the transport
+            # closes, which is how an upgraded connection's reader learns the end.
             return self._inner.eof_received()  # None: asyncio closes the transport
         # A request is in flight and the client will send nothing more: keep the
         # writing side open so that it still gets its answer. Deciding what the

@@ -193,6 +193,48 @@ async def test_the_runner_serves_any_site_and_app(vendor: Vendor) -> None:
         await runner.cleanup()
 
 
+async def test_a_websocket_through_the_guard_ends_when_its_client_does() -> None:
+    # Not the adapter's, but the runner is for any app: an upgraded connection
+    # is no longer HTTP, and its end (the client's FIN) must reach its reader.
+    ended = asyncio.Event()
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str(message.data)
+        ended.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    runner = await serve(app, port=0, limits=ServerLimits(header_timeout=HEADER_TIMEOUT))
+    try:
+        host, port = runner.addresses[0][:2]
+        async with ClientSession() as session:
+            async with session.ws_connect(f"http://{host}:{port}/ws") as ws:
+                await ws.send_str("hello")
+                assert (await ws.receive()).data == "hello"
+                await asyncio.sleep(HEADER_TIMEOUT * 2)  # no head deadline on a WebSocket
+                await ws.send_str("still there")
+                assert (await ws.receive()).data == "still there"
+        await asyncio.wait_for(ended.wait(), 10)
+        ended.clear()
+        # A client that just sends its FIN, by hand after the handshake.
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        writer.write_eof()
+        await asyncio.wait_for(ended.wait(), 10)  # the handler saw the end
+        writer.close()
+        await settled(runner.stats, 0)
+        assert runner.stats.open == 0 and runner.stats.head_timeouts == 0
+    finally:
+        await runner.cleanup()
+
+
 def test_limits_must_make_sense() -> None:
     for bad in ({"header_timeout": 0}, {"idle_timeout": -1}, {"max_connections": 0}):
         with pytest.raises(ValueError):
@@ -205,4 +247,5 @@ def test_the_aiohttp_internals_the_guard_reads_are_there() -> None:
     slots = set()
     for klass in web.RequestHandler.__mro__:
         slots.update(getattr(klass, "__slots__", ()))
-    assert {"_request_count", "_messages", "_waiter", "_request_in_progress"} <= slots
+    assert {"_request_count", "_messages", "_waiter", "_request_in_progress",
+            "_upgraded"} <= slots
