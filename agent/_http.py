@@ -65,7 +65,8 @@ async def _read_body(response: aiohttp.ClientResponse) -> bytes:
 
     ``content.read(n)`` would return only what has arrived so far: an answer
     written in pieces would be cut short, and judged on half a receipt."""
-    if response.content_length is not None and response.content_length > _MAX_ANSWER_BYTES:
+    length = response.content_length
+    if length is not None and length > _MAX_ANSWER_BYTES:
         raise _TooLarge  # refused on the header alone
     content = response.content
     if content.is_eof():
