@@ -48,7 +48,7 @@ import time
 from aiohttp import web
 
 from vendor_adapter import CrmEvent, RecordRef, SqliteCrm, Vendor
-from vendor_adapter.aiohttp import vrm_app
+from vendor_adapter.aiohttp import GuardedAppRunner, ServerLimits, vrm_app
 
 __all__ = ["build_farm", "main", "SlowCrm"]
 
@@ -176,8 +176,11 @@ async def _serve(args: argparse.Namespace) -> None:
                               latency=args.latency_ms / 1000, passphrase=passphrase,
                               profile=args.profile, write_delay=args.write_delay_ms / 1000,
                               stall_after=args.stall_after)
-    # A backlog large enough for a thousand agents' connections at once.
-    runner = web.AppRunner(app, access_log=None)
+    # Served as `vrm-vendor serve` serves (the guard's head deadline and connection
+    # cap), so that benchmarks measure what is deployed. A backlog and a cap large
+    # enough for a thousand agents' connections at once.
+    runner = GuardedAppRunner(app, access_log=None,
+                              limits=ServerLimits(max_connections=4096))
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=4096)
     await site.start()

@@ -150,29 +150,6 @@ def database_snapshot(path: str) -> dict[str, list[tuple[Any, ...]]]:
                 for table in tables}
 
 
-class Snapshot(dict[str, list[tuple[Any, ...]]]):
-    """A whole-database snapshot (table -> rows), equal only to an identical one.
-
-    Compared with a 4-tuple, it compares the CRM's own records instead,
-    ``(contacts, leads, activities, feedback)`` as ``CrmView`` lists them: the
-    form tests/vendor_adapter/test_inbox.py still uses (``== ([], [], [], [])``).
-    """
-
-    def __init__(self, tables: dict[str, list[tuple[Any, ...]]], vendor: Vendor) -> None:
-        super().__init__(tables)
-        self.vendor = vendor
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, tuple):
-            return crm_records(self.vendor) == other
-        return dict.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = None  # type: ignore[assignment]
-
-
 def crm_records(vendor: Vendor) -> tuple[Any, ...]:
     crm = vendor.crm
     return (crm.contacts(), crm.leads(), crm.activities(), crm.feedback())
@@ -223,9 +200,9 @@ class Inbox:
         assert receipt["status"] == "accepted"
         return person
 
-    def snapshot(self) -> Snapshot:
-        """The whole database: every table's rows (see ``Snapshot``)."""
-        return Snapshot(database_snapshot(self.vendor.db_path), self.vendor)
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """The whole database, every table's rows: equal only to an identical one."""
+        return database_snapshot(self.vendor.db_path)
 
     def crm(self) -> tuple[Any, ...]:
         """The CRM's records: (contacts, leads, activities, feedback)."""

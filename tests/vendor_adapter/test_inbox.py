@@ -125,7 +125,7 @@ async def test_first_message_must_be_a_relationship_request(inbox: Inbox) -> Non
     receipt = await inbox.send(person, person.message("feedback", {"score": 9}), status=422)
     assert receipt["status"] == "rejected"
     assert receipt["problem"]["type"] == "urn:vrm:problem:unknown-relationship"
-    assert inbox.snapshot() == ([], [], [], [])
+    assert inbox.crm() == ([], [], [], [])
 
 
 async def test_vendor_hook_may_refuse_a_relationship(db_path: str, aiohttp_client) -> None:
@@ -140,7 +140,7 @@ async def test_vendor_hook_may_refuse_a_relationship(db_path: str, aiohttp_clien
         assert receipt["status"] == "rejected"
         assert receipt["problem"]["type"] == "urn:vrm:problem:relationship-refused"
         assert receipt["problem"]["detail"] == "we only serve Belgium"
-        assert inbox.snapshot() == ([], [], [], [])
+        assert inbox.crm() == ([], [], [], [])
     finally:
         refused.close()
 
