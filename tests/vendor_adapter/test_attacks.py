@@ -3,6 +3,7 @@ the problem URN, and that the CRM did not change."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from typing import Any
@@ -104,6 +105,28 @@ async def test_tampered_payload(inbox: Inbox, attacker: Person) -> None:
     payload["body"]["score"] = 10
     jws_obj["payload"] = protocol.b64url_encode(json.dumps(payload).encode())
     await refused(inbox, json.dumps(jws_obj).encode(), 401, "bad-signature")
+
+
+async def test_a_signature_respelled_in_non_canonical_base64url(inbox: Inbox,
+                                                                attacker: Person) -> None:
+    # 64 bytes take 86 characters, the last carrying 4 unused bits. Setting one
+    # of them decodes to the same signature, so a lax decoder would accept the
+    # same message as different bytes (a second id for one signed message).
+    jws_obj = json.loads(attacker.message("feedback", {"score": 1}))
+    signature = jws_obj["signature"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    jws_obj["signature"] = signature[:-1] + alphabet[alphabet.index(signature[-1]) + 1]
+    assert (protocol.b64url_decode(signature, what="s")
+            == base64.urlsafe_b64decode(jws_obj["signature"] + "=="))
+    await refused(inbox, json.dumps(jws_obj).encode(), 400, "malformed")
+
+
+async def test_a_payload_naming_its_sender_sender_instead_of_from(inbox: Inbox,
+                                                                  attacker: Person) -> None:
+    # "sender" is the Python name of the member; on the wire it is "from" only.
+    payload = attacker.envelope("feedback", {"score": 1})
+    payload["sender"] = payload.pop("from")
+    await refused(inbox, attacker.sign_payload(payload), 400, "malformed")
 
 
 async def test_signature_made_with_another_key(inbox: Inbox, attacker: Person) -> None:
