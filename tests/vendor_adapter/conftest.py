@@ -114,6 +114,18 @@ def db_path(tmp_path: Any) -> str:
 
 
 @pytest.fixture
+def foreign_db(tmp_path: Any) -> str:
+    """A SQLite file of someone else's: one table and one row, and no vendor."""
+    path = str(tmp_path / "other.sqlite")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total TEXT)")
+    conn.execute("INSERT INTO invoices (total) VALUES ('12.50')")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.fixture
 def vendor(db_path: str) -> Iterator[Vendor]:
     v = Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE)
     yield v

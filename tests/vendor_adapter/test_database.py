@@ -45,16 +45,12 @@ def _snapshot(path: str) -> tuple[bytes, list[str], list[tuple], str]:
     ["crm", "contacts", "--json"],
     ["offer", "1", "--summary", "A bike", "--price", "10.00"],
 ])
-def test_the_cli_refuses_a_file_that_is_not_a_vendor_database(tmp_path, command) -> None:
-    other = str(tmp_path / "other.sqlite")
-    conn = sqlite3.connect(other)
-    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total TEXT)")
-    conn.execute("INSERT INTO invoices (total) VALUES ('12.50')")
-    conn.commit()
-    conn.close()
+def test_the_cli_refuses_a_file_that_is_not_a_vendor_database(foreign_db, command) -> None:
+    other = foreign_db
     before = _snapshot(other)
     result = subprocess.run([VRM_VENDOR, *command, "--db", "other.sqlite"], env=ENV,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                            cwd=os.path.dirname(other), capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr

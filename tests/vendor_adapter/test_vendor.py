@@ -164,15 +164,10 @@ def _schema(path: str) -> tuple[list[tuple], str]:
         conn.close()
 
 
-def test_open_without_create_refuses_a_file_that_is_not_a_vendor_database(tmp_path) -> None:
+def test_open_without_create_refuses_a_file_that_is_not_a_vendor_database(foreign_db) -> None:
     """crm/offer open with create=False: pointed at another SQLite file, they must
     refuse it before writing anything (no migration, no WAL switch, no keystore)."""
-    other = str(tmp_path / "other.sqlite")
-    conn = sqlite3.connect(other)
-    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total TEXT)")
-    conn.execute("INSERT INTO invoices (total) VALUES ('12.50')")
-    conn.commit()
-    conn.close()
+    other = foreign_db
     state, schema = _file_state(other), _schema(other)
     assert schema[1] == "delete"
     with pytest.raises(NotAVendorDatabase, match="is not a vendor database") as caught:
