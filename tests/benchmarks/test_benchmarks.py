@@ -32,3 +32,11 @@ def test_inbox_benchmark_counts_only_accepted_messages() -> None:
                            "--skip-limits")
     assert result["messages"] == result["accepted"] == 60
     assert result["per_core_messages_per_s"] > 0
+
+
+def test_stages_measures_every_step_of_a_message() -> None:
+    result = run_benchmark("benchmarks.stages", "--rounds", "50")
+    steps = ("agent_sign_us", "vendor_verify_us", "vendor_ledger_us", "vendor_receipt_us",
+             "agent_receipt_us")
+    assert all(result[step] > 0 for step in steps)
+    assert result["message_bytes"] > 0
