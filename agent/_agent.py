@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 import protocol
 
-from ._delivery import KEY_CHANGED_DETAIL, Deliverer, DeliveryResult, Progress
+from ._delivery import Deliverer, DeliveryResult, Progress, fail_unsendable
 from ._errors import ClosedError, UsageError, VendorError, VendorKeyChanged
 from ._explain import explain
 from ._http import Http, Limits
@@ -321,9 +321,11 @@ class Agent:
         return {**vendor_view(row), "delivery": result.to_json(), "action": "share-updated"}
 
     async def _deliver_one(self, message_id: str, progress: Progress | None,
-                           patience: float) -> DeliveryResult:
-        results = await self._deliverer.run(scope={message_id}, progress=progress,
-                                            patience=patience)
+                           patience: float, *, scoped: bool = True) -> DeliveryResult:
+        """Deliver the queue of ``message_id``'s vendor (or, not ``scoped``, all that is
+        due); return that message's result, attempted in this run or not."""
+        results = await self._deliverer.run(scope={message_id} if scoped else None,
+                                            progress=progress, patience=patience)
         return self._deliverer.describe([message_id], results)[0]
 
     def _hold(self, vendor_id: int) -> None:
@@ -332,9 +334,7 @@ class Agent:
         with self.store.transaction() as conn:
             conn.execute("UPDATE vendors SET status = 'key-changed', updated = ? WHERE id = ? "
                          "AND status IN ('pending', 'active', 'ending')", (now, vendor_id))
-            conn.execute("UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
-                         "WHERE vendor_id = ? AND status = 'pending'",
-                         (KEY_CHANGED_DETAIL, now, vendor_id))
+            fail_unsendable(conn, now)
 
     async def check_vendor(self, vendor: str | int) -> dict[str, Any]:
         """Fetch the vendor's discovery document again. If its key is not the pinned
@@ -397,9 +397,8 @@ class Agent:
         asks_erasure = [q for q in queued if json.loads(q["meta"] or "{}").get("erase")]
         if asks_erasure or (queued and not erase):
             # Already on its way: deliver it now rather than ask twice.
-            message_id = (asks_erasure or queued)[-1]["id"]
-            results = await self._deliverer.run(progress=progress, patience=patience)
-            return self._deliverer.describe([message_id], results)[0]
+            return await self._deliver_one((asks_erasure or queued)[-1]["id"], progress,
+                                           patience, scoped=False)
         body = _body(protocol.RelationshipEndBody,
                      {"erase": erase, **({"reason": reason} if reason else {})})
         message, raw = self._sign(protocol.RelationshipEnd, row, body)
@@ -413,18 +412,15 @@ class Agent:
             self._queue(conn, [self._row(message, raw, row["id"], None, {"erase": erase})], [])
             conn.execute("UPDATE vendors SET status = 'ending', updated = ? WHERE id = ? "
                          "AND status != 'ended'", (now, row["id"]))
-        results = await self._deliverer.run(progress=progress, patience=patience)
-        return self._deliverer.describe([message.id], results)[0]
+        return await self._deliver_one(message.id, progress, patience, scoped=False)
 
     def _end_locally(self, vendor_id: int) -> None:
-        now = ts(self._clock())
+        # Only a key-changed vendor ends here, and every way a vendor becomes
+        # key-changed fails its pending messages in the same transaction
+        # (fail_unsendable): there is nothing left in its queue to settle.
         with self.store.transaction() as conn:
             conn.execute("UPDATE vendors SET status = 'ended', updated = ? WHERE id = ?",
-                         (now, vendor_id))
-            conn.execute("UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
-                         "WHERE vendor_id = ? AND status = 'pending'",
-                         ("not sent: the relationship was ended here after the vendor's key "
-                          "changed", now, vendor_id))
+                         (ts(self._clock()), vendor_id))
 
     # --- broadcasts ----------------------------------------------------------
 
@@ -597,11 +593,9 @@ class Agent:
         """The named vendors (each must accept ``message_type``), or every reachable
         vendor whose discovery document lists it."""
         if refs:
-            targets = []
-            for ref in refs:  # one message per vendor, however often it is named
-                vendor = resolve(self.store, ref)
-                if all(vendor["id"] != t["id"] for t in targets):
-                    targets.append(vendor)
+            # One message per vendor, however often it is named (first mention's order).
+            by_id = {vendor["id"]: vendor for vendor in (resolve(self.store, ref) for ref in refs)}
+            targets = list(by_id.values())
             for vendor in targets:
                 if vendor["status"] == "key-changed":
                     raise UsageError(f"{vendor['name']} answered with a key other than the "

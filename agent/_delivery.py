@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -53,7 +54,8 @@ import protocol
 from ._http import Http, HttpAnswer, Limits, TransportFailure
 from ._store import Store, from_ts, ts
 
-__all__ = ["DeliveryResult", "Progress", "Deliverer", "Exchange", "classify", "backoff"]
+__all__ = ["DeliveryResult", "Progress", "Deliverer", "Exchange", "classify", "backoff",
+           "fail_unsendable"]
 
 #: ``progress(done, total, result)`` after each message attempted.
 Progress = Callable[[int, int, "DeliveryResult"], None]
@@ -195,6 +197,24 @@ def _other_signer(raw: bytes, *, recipient: str, pinned: protocol.PublicKey,
 ENDED_DETAIL = "not sent: the relationship has ended"
 KEY_CHANGED_DETAIL = ("not sent: the vendor answered with a key other than the pinned one "
                       "(see `vrm vendor list`)")
+#: What a vendor's status does to its pending messages: they fail with the detail;
+#: a queued relationship.end fails too, except when the relationship merely ended
+#: (an end is how a person asks for erasure after an end, PROTOCOL.md §5.9).
+_UNSENDABLE = (("ended", ENDED_DETAIL, False), ("refused", ENDED_DETAIL, True),
+               ("key-changed", KEY_CHANGED_DETAIL, True))
+
+
+def fail_unsendable(conn: sqlite3.Connection, now: str) -> None:
+    """Fail every pending message that its vendor's status forbids sending.
+
+    The one place this rule lives: the delivery runs it before and after each
+    run and with every batch of results, and the agent when it holds a vendor.
+    (Uncorrelated subqueries: SQLite runs each once, not once per row.)"""
+    for status, detail, ends_too in _UNSENDABLE:
+        conn.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
+            "WHERE status = 'pending' AND vendor_id IN (SELECT id FROM vendors WHERE status = ?)"
+            + ("" if ends_too else " AND type != 'relationship.end'"), (detail, now, status))
 
 
 class _Batch:
@@ -205,8 +225,6 @@ class _Batch:
         self.receipts: list[tuple[Any, ...]] = []
         self.vendor_status: list[tuple[Any, ...]] = []
         self.erased: list[tuple[int]] = []
-        self.ended: list[int] = []
-        self.key_changed: list[int] = []
 
     def __len__(self) -> int:
         return len(self.outbox)
@@ -254,17 +272,7 @@ class Deliverer:
             conn.execute("UPDATE outbox SET status = 'expired', last_error = 'the message "
                          "expired before the vendor confirmed it', updated = ? "
                          "WHERE status = 'pending' AND expires <= ?", (now, now))
-            # relationship.end may still go to an ended relationship: it is how a
-            # person asks for erasure after an end.
-            # (Uncorrelated subqueries: SQLite runs each once, not once per row.)
-            for detail, statuses, ends_too in (
-                    (ENDED_DETAIL, "'ended'", False), (ENDED_DETAIL, "'refused'", True),
-                    (KEY_CHANGED_DETAIL, "'key-changed'", True)):
-                conn.execute(
-                    "UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
-                    "WHERE status = 'pending' AND vendor_id IN (SELECT id FROM vendors "
-                    f"WHERE status = {statuses})"
-                    + ("" if ends_too else " AND type != 'relationship.end'"), (detail, now))
+            fail_unsendable(conn, now)
 
     def _due(self, scope: set[str] | None) -> list[dict[str, Any]]:
         """Pending rows to send now, in order. A vendor's queue stops at its first row
@@ -485,10 +493,8 @@ class Deliverer:
         new: str | None = None
         if kind == "ended":
             new = "ended"
-            batch.ended.append(vendor_id)
         elif kind == "key-changed":
             new = "key-changed"
-            batch.key_changed.append(vendor_id)
         elif row["type"] == "relationship.request":
             if kind == "delivered":
                 new = "active"
@@ -523,11 +529,6 @@ class Deliverer:
                 "AND (? != 'active' OR status = 'pending')", batch.vendor_status)
             # An erasure confirmed after the end (an ended relationship) counts too.
             conn.executemany("UPDATE vendors SET erased = 1 WHERE id = ?", batch.erased)
-            conn.executemany(
-                "UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
-                "WHERE vendor_id = ? AND status = 'pending' AND type != 'relationship.end'",
-                [(ENDED_DETAIL, now, vendor_id) for vendor_id in batch.ended])
-            conn.executemany(
-                "UPDATE outbox SET status = 'failed', last_error = ?, updated = ? "
-                "WHERE vendor_id = ? AND status = 'pending'",
-                [(KEY_CHANGED_DETAIL, now, vendor_id) for vendor_id in batch.key_changed])
+            if batch.vendor_status:
+                # A vendor that has just ended or changed key gets nothing more.
+                fail_unsendable(conn, now)

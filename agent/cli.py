@@ -38,7 +38,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,18 +183,17 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
         out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
 
 
-def _key_changes(agent: Agent, results: Sequence[DeliveryResult | dict[str, Any]]) -> int:
+def _held_now(results: Iterable[DeliveryResult]) -> list[int]:
+    """The vendors these results held for answering with another key, by number."""
+    return sorted({r.vendor_id for r in results if r.vendor_status == "key-changed"})
+
+
+def _key_changes(agent: Agent, vendor_ids: Sequence[int]) -> int:
     """Say loudly, on stderr, which vendors answered with another key in this run;
     the exit status then says so too."""
-    changed = set()
-    for r in results:
-        vendor_id, status = ((r["vendor_id"], r["vendor_status"]) if isinstance(r, dict)
-                             else (r.vendor_id, r.vendor_status))
-        if status == "key-changed":
-            changed.add(vendor_id)
-    for vendor_id in sorted(changed):
+    for vendor_id in vendor_ids:
         _fail(key_changed_message(agent.vendor(vendor_id), None))
-    return EXIT_KEY_CHANGED if changed else 0
+    return EXIT_KEY_CHANGED if vendor_ids else 0
 
 
 def _held(vendors: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -269,7 +268,9 @@ async def _vendor_add(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         vendor = await agent.add_vendor(args.url, share=share, allow_http=args.allow_http)
         delivery = vendor.get("delivery")
-        status = _key_changes(agent, [delivery] if delivery else [])
+        # Its own request's answer is what can have held this (new) relationship.
+        status = _key_changes(agent, [vendor["id"]] if vendor["status"] == "key-changed"
+                              else [])
     if args.json:
         print_json(vendor)
         return status
@@ -329,7 +330,7 @@ async def _vendor_end(args: argparse.Namespace) -> int:
         before = agent.vendor(args.vendor)
         result = await agent.end_vendor(args.vendor, erase=args.erase, reason=args.reason)
         vendor = agent.vendor(before["id"])
-        status = _key_changes(agent, [result] if result else [])
+        status = _key_changes(agent, _held_now([result] if result else []))
     if args.json:
         print_json({"vendor": vendor, "delivery": result.to_json() if result else None})
         return status
@@ -357,7 +358,7 @@ async def _profile_set(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         with progress_bar("telling vendors", enabled=not args.json) as bar:
             broadcast = await agent.set_profile(changes, progress=bar)
-        status = _key_changes(agent, broadcast.results)
+        status = _key_changes(agent, _held_now(broadcast.results))
         _remind_key_changes(agent)
     if not args.json and not broadcast.changed:
         _say("Nothing changed: your profile already holds these values, so nothing was sent.")
@@ -406,7 +407,7 @@ async def _intent(args: argparse.Namespace) -> int:
                 args.summary, category=args.category,
                 budget=tuple(args.budget) if args.budget else None,  # type: ignore[arg-type]
                 needed_by=args.needed_by, to=args.to, progress=bar)
-        status = _key_changes(agent, broadcast.results)
+        status = _key_changes(agent, _held_now(broadcast.results))
         if not args.to:
             _remind_key_changes(agent)
     if not args.json:
@@ -441,7 +442,7 @@ async def _deliver(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         with progress_bar("delivering", enabled=not args.json) as bar:
             results = await agent.deliver(progress=bar, patience=args.wait)
-        status = _key_changes(agent, results)
+        status = _key_changes(agent, _held_now(results))
         waiting = agent.pending()
     if args.json:
         print_json([r.to_json() for r in results])
@@ -462,10 +463,8 @@ async def _sync(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         with progress_bar("collecting offers", enabled=not args.json) as bar:
             results: list[SyncResult] = await agent.sync(progress=bar)
-        changed = [r for r in results if r.status == "key-changed"]
-        for r in changed:
-            _fail(key_changed_message(agent.vendor(r.vendor_id), None))
-    status = EXIT_KEY_CHANGED if changed else 0
+        status = _key_changes(agent, [r.vendor_id for r in results
+                                      if r.status == "key-changed"])
     if args.json:
         print_json([r.to_json() for r in results])
         return status
