@@ -59,6 +59,13 @@ def start_farms(directory: Path, vendors: int, processes: int, latency_ms: float
     return farms, urls, stats
 
 
+def stop_farms(farms: list[subprocess.Popen]) -> None:
+    for farm in farms:
+        farm.terminate()
+    for farm in farms:
+        farm.wait(timeout=30)
+
+
 async def farm_stats(stats: list[str], profile: str | None = None) -> list[dict[str, float]]:
     """Each farm's CPU and RSS; with ``profile`` ("start" or "stop"), also start or
     stop its profiler (after reading the stats on start, before reading them on stop)."""
@@ -179,10 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = asyncio.run(run(args, directory, urls, stats))
         finally:
-            for farm in farms:
-                farm.terminate()
-            for farm in farms:
-                farm.wait(timeout=30)
+            stop_farms(farms)
     if args.profile:
         for path in sorted(args.profile.glob("*.prof")):
             print(f"\n=== {path.name}", file=sys.stderr)

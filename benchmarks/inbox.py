@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +29,8 @@ from pathlib import Path
 import aiohttp
 
 import protocol
-from benchmarks.limits import _free_port, ed25519_rates
+from benchmarks.broadcast import start_farms, stop_farms
+from benchmarks.limits import ed25519_rates
 
 _JOSE = {"Content-Type": protocol.MEDIA_TYPE}
 
@@ -121,23 +120,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not measure the bare Ed25519 verify rate")
     args = parser.parse_args(argv)
     verify = None if args.skip_limits else ed25519_rates()[1]  # before the vendor runs
-    port = _free_port()
     with tempfile.TemporaryDirectory(prefix="vrm-inbox-") as tmp:
-        farm = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.vendor_farm", "--vendors", "1",
-             "--db", str(Path(tmp) / "vendor.db"), "--port", str(port)],
-            stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "VRM_VENDOR_PASSPHRASE": "benchmark"})
+        farms, [base], [stats] = start_farms(Path(tmp), vendors=1, processes=1, latency_ms=0)
         try:
-            assert farm.stdout is not None
-            line = farm.stdout.readline()
-            if not line:
-                raise SystemExit("the vendor did not start")
-            [base] = json.loads(line)["urls"]
-            result = asyncio.run(run(base, f"http://127.0.0.1:{port}/_stats", args))
+            result = asyncio.run(run(base, stats, args))
         finally:
-            farm.terminate()
-            farm.wait(timeout=30)
+            stop_farms(farms)
     if verify is not None:
         result["ed25519_verify_per_s"] = round(verify)
         result["ratio_to_bare_verify"] = round(

@@ -48,7 +48,7 @@ import time
 from aiohttp import web
 
 from vendor_adapter import CrmEvent, RecordRef, SqliteCrm, Vendor
-from vendor_adapter.aiohttp import GuardedAppRunner, ServerLimits, vrm_app
+from vendor_adapter.aiohttp import ServerLimits, serve, vrm_app
 
 __all__ = ["build_farm", "main", "SlowCrm"]
 
@@ -179,11 +179,8 @@ async def _serve(args: argparse.Namespace) -> None:
     # Served as `vrm-vendor serve` serves (the guard's head deadline and connection
     # cap), so that benchmarks measure what is deployed. A backlog and a cap large
     # enough for a thousand agents' connections at once.
-    runner = GuardedAppRunner(app, access_log=None,
-                              limits=ServerLimits(max_connections=4096))
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, backlog=4096)
-    await site.start()
+    runner = await serve(app, host=args.host, port=args.port, backlog=4096,
+                         limits=ServerLimits(max_connections=4096), access_log=None)
     base = f"http://{args.host}:{args.port}"
     print(json.dumps({"ready": True, "pid": os.getpid(),
                       "urls": [f"{base}/v/{n}" for n in range(args.first,

@@ -197,23 +197,21 @@ async def _serve(args: argparse.Namespace) -> None:
         except OSError as exc:
             raise CliError(f"cannot listen on {args.host}:{args.port}: "
                            f"{exc.strerror or exc}") from None
-    except BaseException:
-        vendor.close()
-        raise
-    try:
-        port = runner.addresses[0][1] if runner.addresses else args.port
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        print(args.public_url.rstrip("/") if args.public_url else f"http://{host}:{port}",
-              flush=True)
-        print(f"vendor {vendor.name!r} ({vendor.did}) is listening; stop with Ctrl-C",
-              file=sys.stderr, flush=True)
-        await stop.wait()
+        try:
+            port = runner.addresses[0][1] if runner.addresses else args.port
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            print(args.public_url.rstrip("/") if args.public_url else f"http://{host}:{port}",
+                  flush=True)
+            print(f"vendor {vendor.name!r} ({vendor.did}) is listening; stop with Ctrl-C",
+                  file=sys.stderr, flush=True)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
         vendor.close()
 
 
