@@ -529,6 +529,6 @@ class Deliverer:
                 "AND (? != 'active' OR status = 'pending')", batch.vendor_status)
             # An erasure confirmed after the end (an ended relationship) counts too.
             conn.executemany("UPDATE vendors SET erased = 1 WHERE id = ?", batch.erased)
-            if batch.vendor_status:
-                # A vendor that has just ended or changed key gets nothing more.
+            if any(status != "active" for status, *_ in batch.vendor_status):
+                # A vendor that has just ended, refused or changed key gets nothing more.
                 fail_unsendable(conn, now)
