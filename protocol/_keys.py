@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from ._b64 import b64url_decode, b64url_encode
-from ._didkey import did_from_kid, did_from_public_bytes, kid_for_did, public_bytes_from_did
+from ._didkey import check_public_key, did_from_kid, did_from_public_bytes, kid_for_did, public_bytes_from_did
 from ._errors import MalformedMessage, UnknownKey
 from ._jws import protected_header_b64
 
@@ -48,9 +48,7 @@ class PublicKey:
             raw = b64url_decode(jwk.get("x"), what="JWK x")
         except MalformedMessage as exc:
             raise UnknownKey(str(exc)) from None
-        if len(raw) != 32:
-            raise UnknownKey("the JWK's x is not 32 bytes")
-        key = cls(raw)
+        key = cls(check_public_key(raw))
         if "kid" in jwk and jwk["kid"] != key.kid:
             raise UnknownKey(f"the JWK's kid {str(jwk['kid'])[:80]!r} is not {key.kid!r}")
         return key

@@ -91,6 +91,34 @@ async def test_kid_that_is_not_a_did_key(inbox: Inbox) -> None:
     await refused(inbox, raw, 401, "unknown-key")
 
 
+# A did:key of a small-order point (here the identity, 01 00 .. 00) "verifies"
+# the signature R = A, S = 0 on every message with the installed OpenSSL. The
+# whole table of such keys is in tests/protocol/test_weak_keys.py; over HTTP,
+# the identity and one key of order 8 stand for it.
+WEAK_KEYS = {
+    "identity": (1).to_bytes(32, "little"),
+    "order 8": bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+}
+
+
+def forged_by(raw_key: bytes, payload: dict[str, Any]) -> bytes:
+    did = protocol._didkey.did_from_public_bytes(raw_key)
+    header = {"alg": "Ed25519", "kid": protocol.kid_for_did(did), "typ": "vrm+json"}
+    return flattened(header, json.dumps(payload).encode(), signature=raw_key + bytes(32))
+
+
+@pytest.mark.parametrize("raw_key", list(WEAK_KEYS.values()), ids=list(WEAK_KEYS))
+async def test_a_small_order_key_forges_nothing(inbox: Inbox, raw_key: bytes) -> None:
+    did = protocol._didkey.did_from_public_bytes(raw_key)
+    person = Person(inbox.vendor.did)
+    request = person.envelope("relationship.request", {"profile": {"email": "a@example.org"}})
+    request["from"] = did
+    await refused(inbox, forged_by(raw_key, request), 401, "unknown-key")
+    update = person.envelope("contact.update", {"changes": {"email": "evil@example.org"}})
+    update["from"] = did
+    await refused(inbox, forged_by(raw_key, update), 401, "unknown-key")
+
+
 async def test_kid_whose_did_differs_from_from(inbox: Inbox, attacker: Person) -> None:
     victim = await inbox.related(given_name="Victim")
     # Mallory signs with her own key a message that claims to come from the victim.
