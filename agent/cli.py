@@ -5,11 +5,25 @@ methods inside ``asyncio.run`` and prints the answer: a rich table for people,
 or JSON on stdout with ``--json``. Every :class:`AgentError` becomes one
 sentence on stderr and a non-zero exit status; a person never sees a traceback.
 
-Exit status: 0 done (messages may still be pending: they stay in the outbox);
-1 a mistake or an error, said in one sentence; 2 a usage error or an
-unexpected failure; 3 a vendor showed a key other than the pinned one, so
-nothing more goes to it until the person decides (``vrm vendor list`` says
-how); 130 interrupted.
+Output rules, kept by the helpers below so that a new command keeps them too:
+
+- Text from outside (a vendor's name, an offer, a problem's detail, an
+  exception that quotes them) reaches the terminal only through
+  :func:`protocol.display_text` (controls and bidi characters shown escaped,
+  never rich markup): :func:`say`, :func:`fail` and :func:`table` do it; a
+  table cell is a ``rich.text.Text``, never markup, unless it is our own
+  :class:`_Styled` text.
+- ``--json`` output goes through :func:`print_json` (:func:`protocol.display_json`).
+  Its shapes are JSON Schemas in ``schemas/cli/``.
+- Tables fit 80 columns and never break a word: long ids and DIDs are
+  shortened (:func:`short_id`, :func:`short_did`; the full value is in
+  ``--json``), times are local, to the second (:func:`local_time`).
+
+Exit status (:data:`EXIT_STATUSES`): 0 done (messages may still be pending:
+they stay in the outbox); 1 a mistake or an error, said in one sentence; 2 a
+mistake in the command line, or an unexpected failure; 3 a vendor showed a key
+other than the pinned one, so nothing more goes to it until the person decides
+(``vrm vendor list`` says how); 130 interrupted (Ctrl-C).
 
 Adding a command (``vrm demo`` does this from ``agent/demo.py``, which ``main``
 imports when it exists)::
@@ -32,21 +46,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import importlib
 import importlib.util
-import json
 import os
+import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+from protocol import display_json, display_text
+from vrm_cli import EXIT_INTERRUPTED, EXIT_USAGE, guarded, io_error_sentence
+from vrm_cli._args import ArgumentMistake, SentenceParser, finite_seconds
 
 from ._agent import Agent, Broadcast, SyncResult, default_home
 from ._delivery import DeliveryResult
@@ -54,7 +76,9 @@ from ._errors import AgentError, PassphraseError, UsageError, VendorKeyChanged
 from ._profile import SHAREABLE
 from ._vendors import key_changed_message
 
-__all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progress_bar"]
+__all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progress_bar",
+           "say", "fail", "table", "short_id", "short_did", "local_time", "waiting",
+           "add_json", "EXIT_STATUSES"]
 
 Run = Callable[[argparse.Namespace], Awaitable[int]]
 Setup = Callable[[argparse.ArgumentParser], None]
@@ -65,6 +89,14 @@ err = Console(stderr=True, highlight=False, emoji=False)
 
 #: The exit status when a vendor showed a key other than the pinned one.
 EXIT_KEY_CHANGED = 3
+#: Every exit status, with its meaning (shown in ``vrm --help`` and README.md).
+EXIT_STATUSES = {
+    0: "done (messages may still be pending in the outbox)",
+    1: "a mistake or an error, said in one sentence on stderr",
+    2: "a mistake in the command line, or an unexpected failure",
+    3: "a vendor showed a key other than the pinned one",
+    130: "interrupted (Ctrl-C); nothing already written is lost",
+}
 
 
 @dataclass(frozen=True)
@@ -94,11 +126,16 @@ async def open_agent(args: argparse.Namespace) -> Agent:
 
 
 def _home(args: argparse.Namespace) -> Path:
-    return Path(args.home) if getattr(args, "home", None) else default_home()
+    """The store's directory, always absolute: a relative VRM_HOME or --home is
+    taken from the current directory once, and shown (and kept) as that."""
+    home = Path(args.home).expanduser() if getattr(args, "home", None) else default_home()
+    return home.absolute()
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """``data`` as indented JSON on stdout, through :func:`protocol.display_json`:
+    controls and bidi characters in strings are ``\\u`` escapes."""
+    sys.stdout.write(display_json(data, indent=2, default=str) + "\n")
 
 
 class progress_bar:
@@ -129,32 +166,97 @@ class progress_bar:
             self._progress.stop()
 
 
-def _add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+def add_json(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` option (its output's shape: ``schemas/cli/``)."""
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON on stdout instead (its shape: schemas/cli/ in "
+                             "the source)")
+
+
+_add_json = add_json
 
 
 class _Styled(str):
-    """Text that is ours and may carry rich markup; everything else is escaped."""
+    """Text that is ours and may carry rich markup; everything else is shown as text."""
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
     if value is None:
-        return ""
-    # Names and details come from vendors: never let them inject markup.
-    return value if isinstance(value, _Styled) else escape(str(value))
+        return Text("")
+    if isinstance(value, Text):
+        return value
+    if isinstance(value, _Styled):
+        return Text.from_markup(value)
+    # Names and details come from vendors: text, never markup or a control.
+    return Text(display_text(value))
 
 
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=escape(title), title_justify="left")
+#: A column that never wraps (a short id, a status, a number).
+NOWRAP = {"no_wrap": True}
+
+
+def table(title: str, columns: Sequence[str | tuple[str, dict[str, Any]]],
+          rows: Sequence[Sequence[Any]]) -> None:
+    """Print a table that fits the terminal (80 columns when not one) without
+    breaking a word: cells wrap between words, and a word longer than its
+    column ends in "…". A column is a name, or ``(name, {"no_wrap": True})``."""
+    grid = Table(title=Text(display_text(title)), title_justify="left",
+                 box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        name, options = (column, {}) if isinstance(column, str) else column
+        grid.add_column(name, overflow="ellipsis", **options)
     for row in rows:
-        table.add_row(*(_cell(cell) for cell in row))
-    out.print(table)
+        grid.add_row(*(_cell(cell) for cell in row))
+    out.print(grid)
 
 
-def _say(text: str) -> None:
-    out.print(text, markup=False)
+_table = table
+
+
+def say(text: str) -> None:
+    """A sentence on stdout; what it quotes from outside is shown escaped."""
+    out.print(display_text(text), markup=False)
+
+
+_say = say
+
+
+def short_id(value: str | None, length: int = 10) -> str:
+    """The first ``length`` characters of a message id (``--json`` has them all)."""
+    return (value or "")[:length]
+
+
+def short_did(did: str | None) -> str:
+    """``did:key:z6Mk…`` and the last 6 characters: enough to tell two apart."""
+    if not did:
+        return ""
+    return did if len(did) <= 24 else f"{did[:12]}…{did[-6:]}"
+
+
+def local_time(value: str | datetime | None) -> str:
+    """An RFC 3339 time (or a datetime) as local time to the second,
+    ``2026-11-30 07:05:09``; "" for none, and the text itself if it is not a time."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if value.tzinfo is not None:
+        value = value.astimezone()
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@contextlib.contextmanager
+def waiting(what: str, *, enabled: bool = True) -> Iterator[None]:
+    """A spinner on stderr saying what vrm waits for (on a terminal only, and
+    never with ``--json``), gone when the wait ends."""
+    if not (enabled and err.is_terminal):
+        yield
+        return
+    with err.status(Text(display_text(what)), spinner="dots"):
+        yield
 
 
 _STATUS_STYLE = {"delivered": "green", "pending": "yellow", "rejected": "red",
@@ -164,6 +266,7 @@ _STATUS_STYLE = {"delivered": "green", "pending": "yellow", "rejected": "red",
 
 
 def _styled(status: str) -> str:
+    status = display_text(status)
     style = _STATUS_STYLE.get(status)
     return _Styled(f"[{style}]{escape(status)}[/{style}]" if style else escape(status))
 
@@ -172,7 +275,8 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
     if not results:
         _say(f"{title}: nothing to send.")
         return
-    _table(title, ["vendor", "message", "status", "attempts", "detail"],
+    _table(title, ["vendor", ("message", NOWRAP), ("status", NOWRAP), ("tries", NOWRAP),
+                   "detail"],
            [(r.vendor, r.type, _styled(r.status), r.attempts, r.detail or r.receipt_status)
             for r in results])
     counts: dict[str, int] = {}
@@ -219,7 +323,10 @@ def _split_fields(pairs: Sequence[str]) -> dict[str, str | None]:
         if not sep or not name:
             raise UsageError(f"write each field as name=value, like email=ann@example.org "
                              f"(got {pair!r})")
-        changes[name.strip()] = value.strip() or None
+        name = name.strip()
+        if name in changes:
+            raise UsageError(f"{name} is given twice; give each field once")
+        changes[name] = value.strip() or None
     return changes
 
 
@@ -266,7 +373,9 @@ def _vendor_add_setup(parser: argparse.ArgumentParser) -> None:
 async def _vendor_add(args: argparse.Namespace) -> int:
     share = None if args.share is None else [s for s in args.share.split(",") if s.strip()]
     async with await open_agent(args) as agent:
-        vendor = await agent.add_vendor(args.url, share=share, allow_http=args.allow_http)
+        with waiting(f"asking {args.url} (it may be slow; Ctrl-C stops, nothing is lost)",
+                     enabled=not args.json):
+            vendor = await agent.add_vendor(args.url, share=share, allow_http=args.allow_http)
         delivery = vendor.get("delivery")
         # Its own request's answer is what can have held this (new) relationship.
         status = _key_changes(agent, [vendor["id"]] if vendor["status"] == "key-changed"
@@ -306,7 +415,7 @@ async def _vendor_list(args: argparse.Namespace) -> int:
     if not vendors:
         out.print("No vendors yet. Add one with `vrm vendor add URL`.")
         return 0
-    _table("Vendors", ["#", "name", "status", "shares", "url"],
+    _table("Vendors", [("#", NOWRAP), "name", ("status", NOWRAP), "shares", "url"],
            [(v["id"], v["name"],
              _Styled(_styled(v["status"]) + (" (erased)" if v["erased"] else "")),
              ",".join(v["share"]) or "-", v["url"]) for v in vendors])
@@ -393,7 +502,8 @@ def _intent_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--category", help="e.g. bicycles")
     parser.add_argument("--budget", nargs=2, metavar=("AMOUNT", "CURRENCY"),
                         help="the most you will pay, e.g. --budget 800 EUR")
-    parser.add_argument("--needed-by", metavar="YYYY-MM-DD")
+    parser.add_argument("--needed-by", metavar="YYYY-MM-DD",
+                        help="the date by which you need it, e.g. 2027-06-01")
     parser.add_argument("--to", action="append", metavar="VENDOR",
                         help="only this vendor (number, name, DID or URL); repeat for more: "
                              "--to Bikes4U --to 3 (default: all that accept intents)")
@@ -424,17 +534,26 @@ async def _outbox(args: argparse.Namespace) -> int:
     if not rows:
         out.print("The outbox is empty.")
         return 0
-    _table("Outbox", ["message", "vendor", "type", "status", "attempts", "next attempt",
-                      "last error / receipt"],
-           [(r["message_id"][:10], r["vendor"], r["type"], _styled(r["status"]), r["attempts"],
-             r["next_attempt"][:19] if r["status"] == "pending" else "",
-             r["last_error"] or r["receipt_status"]) for r in rows])
+    _table("Outbox", ["date", ("message", NOWRAP), "vendor", ("type", NOWRAP),
+                      ("status", NOWRAP), ("tries", NOWRAP), "next attempt, last error "
+                      "or receipt"],
+           [(local_time(r["created"]), short_id(r["message_id"]), r["vendor"], r["type"],
+             _styled(r["status"]), r["attempts"], _outbox_detail(r)) for r in rows])
     return 0
 
 
+def _outbox_detail(row: dict[str, Any]) -> str:
+    detail = row["last_error"] or row["receipt_status"] or ""
+    if row["status"] == "pending" and row["next_attempt"]:
+        return f"next {local_time(row['next_attempt'])}" + (f"; {detail}" if detail else "")
+    return detail
+
+
 def _deliver_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                        help="also make the retries that fall due within SECONDS")
+    parser.add_argument("--wait", type=finite_seconds("--wait"), default=0.0,
+                        metavar="SECONDS",
+                        help="also make the retries that fall due within SECONDS "
+                             "(a number, 0 or more; default 0)")
     _add_json(parser)
 
 
@@ -443,16 +562,18 @@ async def _deliver(args: argparse.Namespace) -> int:
         with progress_bar("delivering", enabled=not args.json) as bar:
             results = await agent.deliver(progress=bar, patience=args.wait)
         status = _key_changes(agent, _held_now(results))
-        waiting = agent.pending()
+        left = agent.pending()
     if args.json:
-        print_json([r.to_json() for r in results])
+        due = left["next_attempt"]
+        print_json({"results": [r.to_json() for r in results], "pending": left["pending"],
+                    "next_attempt": _utc(due)})
         return status
     if results:
         _show_results("Delivery", results)
-    elif waiting["pending"]:
-        n, due = waiting["pending"], waiting["next_attempt"]
+    elif left["pending"]:
+        n, due = left["pending"], left["next_attempt"]
         _say(f"Nothing is due now; {n} message{'s are' if n > 1 else ' is'} pending, the "
-             f"next attempt is at {due:%Y-%m-%d %H:%M:%S} UTC "
+             f"next attempt is at {local_time(due)} "
              f"(`vrm deliver --wait SECONDS` waits for it).")
     else:
         _say("Nothing to send: every message in the outbox is settled.")
@@ -471,7 +592,7 @@ async def _sync(args: argparse.Namespace) -> int:
     if not results:
         out.print("No active vendors to ask.")
         return status
-    _table("Sync", ["vendor", "status", "new messages", "detail"],
+    _table("Sync", ["vendor", ("status", NOWRAP), "new messages", "detail"],
            [(r.vendor, _styled(r.status), r.new_messages, r.detail) for r in results])
     return status
 
@@ -485,10 +606,19 @@ async def _offers(args: argparse.Namespace) -> int:
     if not offers:
         out.print("No offers yet. Send an intent with `vrm intent`, then run `vrm sync`.")
         return 0
-    _table("Offers", ["for your intent", "vendor", "offer", "price", "valid until"],
-           [(o["intent_summary"] or "-", o["vendor"], o["summary"],
-             f"{o['price']} {o['currency']}", o["valid_until"] or "") for o in offers])
+    _table("Offers", ["for your intent", "vendor", "offer", ("price", NOWRAP),
+                      "valid until"],
+           [(o["intent_summary"] or "-", o["vendor"], _offer_cell(o),
+             f"{o['price']} {o['currency']}", local_time(o["valid_until"])) for o in offers])
     return 0
+
+
+def _offer_cell(offer: dict[str, Any]) -> Text:
+    """The offer's summary, and its URL (if any) on the next line: both text."""
+    cell = Text(display_text(offer["summary"]))
+    if offer.get("url"):
+        cell.append("\n" + display_text(offer["url"]), style="dim")
+    return cell
 
 
 def _export_setup(parser: argparse.ArgumentParser) -> None:
@@ -500,7 +630,7 @@ async def _export(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         data = agent.export()
     if args.output:
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        text = display_json(data, indent=2) + "\n"
         try:
             fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
@@ -529,9 +659,9 @@ async def _shared(args: argparse.Namespace) -> int:
     if not rows:
         out.print("No vendor holds any of your fields.")
         return 0
-    _table("Who knows what", ["vendor", "field", "told by", "receipt", "as of"],
-           [(r["vendor"], r["field"], r["message_type"], r["receipt_id"][:10],
-             r["as_of"][:19]) for r in rows])
+    _table("Who knows what", ["vendor", "field", "told by", ("receipt", NOWRAP), "as of"],
+           [(r["vendor"], r["field"], r["message_type"], short_id(r["receipt_id"]),
+             local_time(r["as_of"])) for r in rows])
     return 0
 
 
@@ -569,14 +699,34 @@ register("shared", help="which vendor knows which of your fields", setup=_json_o
 
 # --- entry point ----------------------------------------------------------------
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vrm")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _utc(moment: datetime | None) -> str | None:
+    from protocol import format_time
+
+    return format_time(moment) if moment is not None else None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    statuses = "\n".join(f"  {code:<5}{meaning}" for code, meaning in EXIT_STATUSES.items())
+    parser = SentenceParser(
         prog="vrm", description="Your agent for dealing with vendors: one change, every "
         "vendor, with signed receipts.",
-        epilog="VRM_HOME picks the store's directory; VRM_PASSPHRASE unlocks it "
-               "without a prompt.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"VRM_HOME picks the store's directory; VRM_PASSPHRASE unlocks it\n"
+               f"without a prompt. `vrm COMMAND --help` says more about each command.\n\n"
+               f"exit status:\n{statuses}")
     parser.add_argument("--home", help="the store's directory (default: $VRM_HOME, or "
                         "your user data directory)")
+    parser.add_argument("--version", action="version", version=f"vrm {_version()}",
+                        help="print vrm's version and exit")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for cmd in _COMMANDS:
@@ -585,7 +735,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             group = groups.get(cmd.path[0])
             if group is None:
-                holder = top.add_parser(cmd.path[0], help=f"{cmd.path[0]} commands")
+                holder = top.add_parser(cmd.path[0], help=f"{cmd.path[0]} commands",
+                                        description=f"{cmd.path[0]} commands")
                 group = groups[cmd.path[0]] = holder.add_subparsers(
                     dest="subcommand", metavar="SUBCOMMAND", required=True)
             sub = group.add_parser(cmd.path[1], help=cmd.help, description=cmd.help)
@@ -594,11 +745,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_INTERRUPTED = ("interrupted; nothing is lost: the outbox keeps what was not confirmed, "
+                "and `vrm deliver` carries on.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``vrm`` entry point. Returns the exit status (and exits with it)."""
+    """The ``vrm`` entry point. Returns the exit status (:data:`EXIT_STATUSES`).
+
+    Ctrl-C anywhere is one line and 130; a closed stdout (``vrm outbox --json |
+    head -1``) ends quietly with 0; an I/O error is one sentence (``vrm_cli.guarded``)."""
+    return guarded("vrm", lambda: _main(argv), interrupted=_INTERRUPTED)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     if importlib.util.find_spec("agent.demo") is not None:
         importlib.import_module("agent.demo")  # registers `vrm demo`
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except ArgumentMistake as exc:
+        sys.stderr.write(f"{display_text(str(exc))}\n")
+        return EXIT_USAGE
     try:
         status = asyncio.run(args.run(args))
     except VendorKeyChanged as exc:
@@ -608,9 +774,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
         status = 1
     except KeyboardInterrupt:
-        _fail("interrupted; nothing is lost: the outbox keeps what was not confirmed, "
-              "and `vrm deliver` carries on.")
-        status = 130
+        _fail(_INTERRUPTED)
+        status = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # stdout was closed: guarded() ends quietly
+    except OSError as exc:  # a full disk, an I/O error: one sentence
+        _fail(io_error_sentence(exc))
+        status = 1
+    except sqlite3.OperationalError as exc:  # "database or disk is full", "disk I/O error"
+        _fail(f"the store cannot be written: {exc}; free some space, or check the disk")
+        status = 1
     except Exception as exc:  # the last resort: a sentence, never a traceback
         if os.environ.get("VRM_DEBUG"):
             raise
@@ -620,10 +793,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _fail(sentence: str) -> None:
-    # Plain write, not rich: one unwrapped line that scripts can grep.
-    sys.stderr.write(f"vrm: {sentence}\n")
+def fail(sentence: str) -> None:
+    """``vrm: sentence`` on stderr: plain, not rich, one unwrapped line that
+    scripts can grep; what it quotes from outside is shown escaped."""
+    sys.stderr.write(f"vrm: {display_text(sentence)}\n")
     sys.stderr.flush()
+
+
+_fail = fail
 
 
 if __name__ == "__main__":
