@@ -83,9 +83,17 @@ __all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progre
 Run = Callable[[argparse.Namespace], Awaitable[int]]
 Setup = Callable[[argparse.ArgumentParser], None]
 
+class _Console(Console):
+    """rich's Console, except that a closed pipe is left to ``vrm_cli.guarded``
+    (rich's own answer is exit status 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 # emoji=False: "did:key:…" must not become "did🔑…".
-out = Console(highlight=False, soft_wrap=False, emoji=False)
-err = Console(stderr=True, highlight=False, emoji=False)
+out = _Console(highlight=False, soft_wrap=False, emoji=False)
+err = _Console(stderr=True, highlight=False, emoji=False)
 
 #: The exit status when a vendor showed a key other than the pinned one.
 EXIT_KEY_CHANGED = 3

@@ -256,7 +256,11 @@ def _print_table(kind: str, rows: list[dict[str, Any]], columns: Sequence[str]) 
         table.add_row(*(Text(_cell(column, row.get(column))) for column in columns))
     # emoji=False: "did:key:…" must never become "did🔑…"; the cells are Text, so
     # a person's "[/]" or "[link=…]" is shown as it is, never read as markup.
-    Console(emoji=False, highlight=False).print(table)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich's answer is exit status 1
+            raise BrokenPipeError  # guarded() ends quietly
+
+    _Console(emoji=False, highlight=False).print(table)
 
 
 def _cell(column: str, value: Any) -> str:
