@@ -209,7 +209,7 @@ def table(title: str, columns: Sequence[str | tuple[str, dict[str, Any]]],
     breaking a word: cells wrap between words, and a word longer than its
     column ends in "…". A column is a name, or ``(name, {"no_wrap": True})``."""
     grid = Table(title=Text(display_text(title)), title_justify="left",
-                 box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+                 box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for column in columns:
         name, options = (column, {}) if isinstance(column, str) else column
         grid.add_column(name, overflow="ellipsis", **options)
@@ -542,19 +542,26 @@ async def _outbox(args: argparse.Namespace) -> int:
     if not rows:
         out.print("The outbox is empty.")
         return 0
-    _table("Outbox", ["date", ("message", NOWRAP), "vendor", ("type", NOWRAP),
-                      ("status", NOWRAP), ("tries", NOWRAP), "next attempt, last error "
-                      "or receipt"],
-           [(local_time(r["created"]), short_id(r["message_id"]), r["vendor"], r["type"],
-             _styled(r["status"]), r["attempts"], _outbox_detail(r)) for r in rows])
+    _table("Outbox", [("date", {"min_width": 10}), ("message", NOWRAP),
+                      ("vendor", {"min_width": 6}), ("type", NOWRAP), ("status", NOWRAP),
+                      ("detail", {"min_width": 10})],
+           [(local_time(r["created"]), short_id(r["message_id"], 8), r["vendor"], r["type"],
+             _styled(r["status"]), _outbox_detail(r)) for r in rows])
     return 0
 
 
 def _outbox_detail(row: dict[str, Any]) -> str:
-    detail = row["last_error"] or row["receipt_status"] or ""
-    if row["status"] == "pending" and row["next_attempt"]:
-        return f"next {local_time(row['next_attempt'])}" + (f"; {detail}" if detail else "")
-    return detail
+    """The receipt's status; for a pending message, the tries made and when the
+    next is due; and the last error, if any."""
+    parts = [row["receipt_status"] or ""] if row["status"] != "pending" else []
+    if row["status"] == "pending":
+        tries = row["attempts"]
+        parts.append(f"{tries} {'try' if tries == 1 else 'tries'}, next "
+                     f"{local_time(row['next_attempt'])}" if tries else
+                     f"next {local_time(row['next_attempt'])}")
+    if row["last_error"]:
+        parts.append(row["last_error"])
+    return "; ".join(part for part in parts if part)
 
 
 def _deliver_setup(parser: argparse.ArgumentParser) -> None:
@@ -667,7 +674,8 @@ async def _shared(args: argparse.Namespace) -> int:
     if not rows:
         out.print("No vendor holds any of your fields.")
         return 0
-    _table("Who knows what", ["vendor", "field", "told by", ("receipt", NOWRAP), "as of"],
+    _table("Who knows what", [("vendor", {"min_width": 6}), "field", ("told by", NOWRAP),
+                              ("receipt", NOWRAP), ("as of", {"min_width": 10})],
            [(r["vendor"], r["field"], r["message_type"], short_id(r["receipt_id"]),
              local_time(r["as_of"])) for r in rows])
     return 0
