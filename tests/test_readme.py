@@ -37,7 +37,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 #: A fenced block, with the HTML comment on the line before it, if any.
-BLOCK = re.compile(r"(?:<!--\s*readme-test:\s*(?P<mark>.*?)\s*-->\n)?"
+BLOCK = re.compile(r"(?:^<!--[ \t]*readme-test:[ \t]*(?P<mark>[^\n]*?)[ \t]*-->\n)?"
                    r"^```(?P<lang>[\w-]*)\n(?P<code>.*?)^```", re.S | re.M)
 #: How a Python block runs: as `python -m asyncio` would run it.
 RUNNER = """
