@@ -659,7 +659,7 @@ async def _export(args: argparse.Namespace) -> int:
                 handle.write(text)
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-        err.print(f"Exported your data to {args.output}.", markup=False)
+        err.print(display_text(f"Exported your data to {args.output}."), markup=False)
     else:
         print_json(data)
     return 0

@@ -297,8 +297,8 @@ def _offer(args: argparse.Namespace) -> None:
     finally:
         vendor.close()
     print(offer_id)
-    print(f"offer {offer_id} for lead {display_text(args.lead_id)} is queued; the person's agent collects "
-          "it with messages.fetch", file=sys.stderr)
+    print(f"offer {offer_id} for lead {display_text(args.lead_id)} is queued; the person's "
+          "agent collects it with messages.fetch", file=sys.stderr)
 
 
 def _version() -> str:

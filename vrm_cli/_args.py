@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-__all__ = ["ArgumentMistake", "SentenceParser", "explain", "and_list"]
+__all__ = ["ArgumentMistake", "SentenceParser", "explain", "and_list", "finite_seconds"]
 
 
 class ArgumentMistake(Exception):
