@@ -83,6 +83,7 @@ __all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progre
 Run = Callable[[argparse.Namespace], Awaitable[int]]
 Setup = Callable[[argparse.ArgumentParser], None]
 
+
 class _Console(Console):
     """rich's Console, except that a closed pipe is left to ``vrm_cli.guarded``
     (rich's own answer is exit status 1)."""
