@@ -94,3 +94,34 @@ def test_every_schema_is_named_in_the_readme() -> None:
     for path in SCHEMAS.glob("*.json"):
         assert f"schemas/cli/{path.name}" in readme, f"README.md does not name {path.name}"
         assert json.loads(path.read_text())["description"]
+
+
+def _json_commands(parser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every (sub)command of ``parser`` that takes ``--json``."""
+    import argparse
+
+    found = []
+    for action in parser._actions:
+        if "--json" in action.option_strings:
+            found.append(prefix)
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.extend(_json_commands(sub, prefix + (name,)))
+    return found
+
+
+def test_every_command_with_json_has_a_schema() -> None:
+    # A new command that takes --json documents its shape: schemas/cli/<path>.json
+    # (vrm vendor add -> vendor-add.json; vrm-vendor crm -> one per kind of record).
+    import agent.demo  # noqa: F401 - registers vrm demo
+    from agent.cli import build_parser
+    from vendor_adapter.cli import _TABLE_COLUMNS, _parser
+
+    missing = [" ".join(("vrm",) + path) for path in _json_commands(build_parser())
+               if not (SCHEMAS / f"{'-'.join(path)}.json").exists()]
+    for path in _json_commands(_parser()):
+        names = ([f"{'-'.join(path)}-{kind}" for kind in _TABLE_COLUMNS] if path == ("crm",)
+                 else ["-".join(path)])
+        missing += [f"vrm-vendor {' '.join(path)}" for name in names
+                    if not (SCHEMAS / f"vrm-vendor-{name}.json").exists()]
+    assert not missing, f"no schema in schemas/cli/ for the --json of {missing}"
