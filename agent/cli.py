@@ -68,7 +68,7 @@ from rich.text import Text
 
 from protocol import display_json, display_text
 from vrm_cli import EXIT_INTERRUPTED, EXIT_USAGE, guarded, io_error_sentence
-from vrm_cli._args import ArgumentMistake, SentenceParser, finite_seconds
+from vrm_cli._args import ArgumentMistake, SentenceParser, explain, finite_seconds
 
 from ._agent import Agent, Broadcast, SyncResult, default_home
 from ._delivery import DeliveryResult
@@ -367,7 +367,8 @@ async def _init(args: argparse.Namespace) -> int:
 
 
 def _vendor_add_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="the vendor's address, e.g. https://bikes4u.example")
+    explain(parser.add_argument("url", help="the vendor's address, e.g. https://bikes4u.example"),
+            missing="give the vendor's address, like vrm vendor add https://bikes4u.example")
     parser.add_argument("--share", default=None,
                         help=f"profile fields this vendor may see, comma-separated: "
                              f"{','.join(SHAREABLE)} (none if not given; for a vendor "
@@ -436,7 +437,9 @@ async def _vendor_list(args: argparse.Namespace) -> int:
 
 
 def _vendor_end_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vendor", help="the vendor's number, name, DID or URL")
+    explain(parser.add_argument("vendor", help="the vendor's number, name, DID or URL"),
+            missing="name the vendor (its number, name, DID or URL); `vrm vendor list` "
+                    "lists them")
     parser.add_argument("--erase", action="store_true",
                         help="ask the vendor to erase your data (also after an end)")
     parser.add_argument("--reason", help="a short reason to give the vendor")
@@ -465,9 +468,10 @@ async def _vendor_end(args: argparse.Namespace) -> int:
 
 
 def _profile_set_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("fields", nargs="+", metavar="FIELD=VALUE",
-                        help="e.g. email=ann@example.org postal_address.locality=Leeds "
-                             "(an empty value removes the field)")
+    explain(parser.add_argument("fields", nargs="+", metavar="FIELD=VALUE",
+                                help="e.g. email=ann@example.org postal_address.locality=Leeds "
+                                     "(an empty value removes the field)"),
+            missing="name at least one field to set, like email=ann@example.org")
     _add_json(parser)
 
 
@@ -507,7 +511,8 @@ async def _profile_show(args: argparse.Namespace) -> int:
 
 
 def _intent_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("summary", help='what you want, e.g. "Touring bike, 56 cm"')
+    explain(parser.add_argument("summary", help='what you want, e.g. "Touring bike, 56 cm"'),
+            missing='say what you want, like vrm intent "Touring bike, 56 cm"')
     parser.add_argument("--category", help="e.g. bicycles")
     parser.add_argument("--budget", nargs=2, metavar=("AMOUNT", "CURRENCY"),
                         help="the most you will pay, e.g. --budget 800 EUR")

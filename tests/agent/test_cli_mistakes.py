@@ -65,7 +65,11 @@ def one_sentence(stderr: str, prog: str = "vrm") -> str:
     (["vendor", "list", "--verbose"],
      "vrm vendor list: --verbose is not an option of vrm vendor list "
      "(see vrm vendor list --help)"),
-    (["intent"], "vrm intent: summary is required (see vrm intent --help)"),
+    (["intent"], 'vrm intent: say what you want, like vrm intent "Touring bike, 56 cm" '
+                 '(see vrm intent --help)'),
+    (["vendor", "add"], "vrm vendor add: give the vendor's address, like vrm vendor add "
+                        "https://bikes4u.example"),
+    (["vendor", "end"], "vrm vendor end: name the vendor (its number, name, DID or URL)"),
     (["deliver", "--wait"], "vrm deliver: --wait needs a value (see vrm deliver --help)"),
     (["deliver", "--wait", "soon"],
      "vrm deliver: --wait must be a number of seconds, 0 or more, not 'soon' "
@@ -78,7 +82,8 @@ def one_sentence(stderr: str, prog: str = "vrm") -> str:
     (["frobnicate"], "vrm: 'frobnicate' is not a command; use init, vendor, profile"),
     ([], "vrm: name a command: init, vendor, profile"),
     (["vendor"], "vrm vendor: name a command: add, list"),
-    (["profile", "set"], "vrm profile set: FIELD=VALUE is required"),
+    (["profile", "set"], "vrm profile set: name at least one field to set, like "
+                         "email=ann@example.org (see vrm profile set --help)"),
 ])
 def test_argument_mistakes_are_one_sentence(argv, sentence, capsys, tmp_path, monkeypatch):
     from agent.cli import main
