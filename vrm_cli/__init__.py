@@ -4,7 +4,9 @@ one way of answering a mistake in the command line, and one way of ending.
 - :func:`vrm` and :func:`vrm_vendor` are the console scripts. They load the
   command's module (``agent.cli``, ``vendor_adapter.cli``: pydantic, aiohttp and
   rich take a while) with Ctrl-C answered by one line and exit status 130, so
-  not even an interrupt while modules load shows a traceback.
+  not even an interrupt while modules load shows a traceback. (Only the few
+  milliseconds before the interpreter runs this module's first lines are out
+  of any Python code's reach.)
 - :class:`SentenceParser` is argparse whose mistakes are one sentence naming the
   argument, plus "(see PROG --help)"; never a usage dump.
 - :func:`guarded` runs a command's body: Ctrl-C is one line and 130, a closed
@@ -23,7 +25,8 @@ import sys
 from collections.abc import Callable
 from importlib import import_module
 
-__all__ = ["vrm", "vrm_vendor", "load_interruptibly", "guarded", "SentenceParser",
+__all__ = ["vrm", "vrm_vendor", "load_interruptibly", "guarded", "io_error_sentence", "say",
+           "SentenceParser",
            "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_KEY_CHANGED", "EXIT_INTERRUPTED"]
 
 #: Exit statuses, the same for both commands (3 is vrm's only).
