@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import platformdirs
@@ -35,7 +35,8 @@ from ._delivery import Deliverer, DeliveryResult, Progress, fail_unsendable
 from ._errors import ClosedError, UsageError, VendorError, VendorKeyChanged
 from ._explain import explain
 from ._http import Http, Limits
-from ._keys import DEFAULT_SCRYPT_N, Keyring, passphrase_from_environment
+from ._backup import backup_home, restore
+from ._keys import DEFAULT_SCRYPT_N, Keyring, can_prompt, passphrase_from_environment
 from ._profile import check_changes, check_share, nest, visible_to
 from ._store import Store, ts
 from ._vendors import (
@@ -152,12 +153,46 @@ class Agent:
         home = Path(home) if home is not None else default_home()
         store = Store.open(home)
         try:
-            passphrase = passphrase if passphrase is not None else passphrase_from_environment()
-            keys = await Keyring.open(store, passphrase)
+            if passphrase is not None:
+                keys = await Keyring.open(store, passphrase, source="the passphrase")
+            elif can_prompt():
+                keys = await Keyring.open_at_prompt(store)
+            else:
+                keys = await Keyring.open(store, passphrase_from_environment())
         except BaseException:
             store.close()
             raise
         return cls(home, store, keys, limits or Limits(), clock, session)
+
+    @classmethod
+    async def restore(cls, source: str | Path, home: str | Path | None = None, *,
+                      passphrase: str | None = None, limits: Limits | None = None,
+                      clock: Clock = _utcnow,
+                      session: aiohttp.ClientSession | None = None) -> Agent:
+        """Fill the empty ``home`` from the backup file ``source`` and open it.
+
+        The passphrase (default ``VRM_PASSPHRASE`` or a prompt) must open every
+        key in the backup. Raises ``UsageError`` (``home`` not empty),
+        ``PassphraseError`` and ``StoreError`` (not an intact vrm store); see
+        :func:`agent._backup.restore`.
+        """
+        home = Path(home) if home is not None else default_home()
+        passphrase = passphrase if passphrase is not None else passphrase_from_environment()
+        await asyncio.to_thread(restore, Path(source), home, passphrase)
+        return await cls.open(home, passphrase=passphrase, limits=limits, clock=clock,
+                              session=session)
+
+    async def backup(self, output: Path | BinaryIO) -> None:
+        """Write a consistent copy of the whole store to ``output`` (a path, written
+        0600 through a temporary file and a rename; or a binary stream), while
+        other processes may be using it. Keys stay sealed. See
+        :func:`agent._backup.backup`."""
+        await asyncio.to_thread(backup_home, self.home, output)
+
+    async def change_passphrase(self, new_passphrase: str) -> None:
+        """Re-seal every key under ``new_passphrase`` in one transaction (a crash
+        leaves the old or the new passphrase working, never neither)."""
+        await self._keys.reseal(new_passphrase)
 
     async def close(self) -> None:
         """Close the HTTP session and the store. Safe to call twice."""
