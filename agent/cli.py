@@ -566,7 +566,14 @@ register("shared", help="which vendor knows which of your fields", setup=_json_o
 
 # --- entry point ----------------------------------------------------------------
 
+#: Modules that register commands of their own when imported.
+_COMMAND_MODULES = ("agent.demo", "agent._store_commands")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    for module in _COMMAND_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
     parser = argparse.ArgumentParser(
         prog="vrm", description="Your agent for dealing with vendors: one change, every "
         "vendor, with signed receipts.",
@@ -593,10 +600,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``vrm`` entry point. Returns the exit status (and exits with it)."""
-    # These register their commands (`vrm demo`; `vrm backup`, `restore`, `passphrase`).
-    for module in ("agent.demo", "agent._store_commands"):
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
     args = build_parser().parse_args(argv)
     try:
         status = asyncio.run(args.run(args))
