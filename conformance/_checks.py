@@ -21,7 +21,7 @@ import aiohttp
 
 import protocol
 
-from ._context import Answer, CheckFailed, Context, NotRun, show
+from ._context import Answer, CheckFailed, Context, NotRun, OfferHook, show
 
 __all__ = ["Check", "Result", "CHECKS", "run_checks", "passed", "CheckFailed", "NotRun"]
 
@@ -471,7 +471,7 @@ async def _problems(ctx: Context) -> None:
 
 # --- running ----------------------------------------------------------------------------------
 
-async def run_checks(url: str, *, offer_hook: str | None = None,
+async def run_checks(url: str, *, offer_hook: str | OfferHook | None = None,
                      session: aiohttp.ClientSession | None = None,
                      checks: list[Check] | None = None, timeout: float = 30.0,
                      hook_timeout: float = 60.0) -> list[Result]:

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -41,6 +42,9 @@ def show(value: object, limit: int = 200) -> str:
     return protocol.display_text(value, limit=limit)
 
 
+OfferHook = Callable[..., Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Answer:
     """One HTTP answer, as received."""
@@ -60,7 +64,9 @@ class Context:
 
     url: str
     session: aiohttp.ClientSession
-    offer_hook: str | None = None
+    #: A shell command (the CLI's --offer-hook), or an async function called with
+    #: the same values as keywords (thread, lead, record, agent, vendor).
+    offer_hook: str | OfferHook | None = None
     hook_timeout: float = 60.0
     key: protocol.SigningKey = field(default_factory=protocol.SigningKey.generate)
     document: protocol.DiscoveryDocument | None = None
@@ -251,6 +257,10 @@ class Context:
         if not self.offer_hook:
             raise NotRun("no --offer-hook was given, so no offer can be asked for")
         lead = (record or {}).get("lead")
+        if not isinstance(self.offer_hook, str):
+            await self.offer_hook(thread=thread, lead=lead, record=record or {},
+                                  agent=self.key.did, vendor=self.vendor.did)
+            return
         env = {**os.environ,
                "VRM_CONFORMANCE_THREAD": thread,
                "VRM_CONFORMANCE_LEAD": "" if lead is None else str(lead),
