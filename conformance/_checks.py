@@ -21,7 +21,7 @@ import aiohttp
 
 import protocol
 
-from ._context import Answer, CheckFailed, Context, NotRun, OfferHook, show
+from ._context import Answer, CheckFailed, Context, NotRun, OfferHook, json_of, show
 
 __all__ = ["Check", "Result", "CHECKS", "run_checks", "passed", "CheckFailed", "NotRun"]
 
@@ -452,10 +452,7 @@ async def _problems(ctx: Context) -> None:
         if answer.content_type != protocol.PROBLEM_MEDIA_TYPE:
             raise CheckFailed(f"{where} is {show(answer.content_type, 60)}, not "
                               f"{protocol.PROBLEM_MEDIA_TYPE}")
-        try:
-            document = json.loads(answer.body)
-        except (ValueError, UnicodeDecodeError):
-            raise CheckFailed(f"{where} is not JSON") from None
+        document = json_of(answer.body)
         if not isinstance(document, dict):
             raise CheckFailed(f"{where} is not a JSON object")
         if protocol.problem_name(document.get("type")) not in protocol.PROBLEMS:
@@ -499,6 +496,9 @@ async def run_checks(url: str, *, offer_hook: str | OfferHook | None = None,
                 results[item.name] = Result(item, "not run", str(exc))
             except (protocol.ProtocolError, ValueError) as exc:
                 results[item.name] = Result(item, "fail", show(exc, 300))
+            except Exception as exc:  # noqa: BLE001 - one check never stops the run
+                results[item.name] = Result(item, "fail", f"the check could not finish: "
+                                            f"{type(exc).__name__}: {show(exc, 300)}")
             else:
                 results[item.name] = Result(item, "pass")
     finally:

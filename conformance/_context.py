@@ -20,7 +20,8 @@ import aiohttp
 
 import protocol
 
-__all__ = ["Answer", "Context", "CheckFailed", "NotRun", "OFFER_HOOK_ENV", "ANSWER_LIMIT"]
+__all__ = ["Answer", "Context", "CheckFailed", "NotRun", "OFFER_HOOK_ENV", "ANSWER_LIMIT",
+           "json_of", "show"]
 
 #: The environment variables an offer hook is given (see Context.run_offer_hook).
 OFFER_HOOK_ENV = ("VRM_CONFORMANCE_THREAD", "VRM_CONFORMANCE_LEAD", "VRM_CONFORMANCE_RECORD",
@@ -35,6 +36,15 @@ class CheckFailed(Exception):
 
 class NotRun(Exception):
     """The check could not be run; the message says why."""
+
+
+def json_of(body: bytes) -> Any:
+    """An answer's JSON, or None when it is not JSON (however it fails: a vendor may
+    send anything, nesting included)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
 
 
 def show(value: object, limit: int = 200) -> str:
@@ -218,10 +228,7 @@ class Context:
             raise CheckFailed(f"expected HTTP {http_status} ({problem}), got "
                               f"{answer.describe()}{self._problem_of(answer)}")
         self.problems.append((self.current, answer))
-        try:
-            document = json.loads(answer.body)
-        except (ValueError, UnicodeDecodeError):
-            raise CheckFailed("the answer is not a JSON problem document") from None
+        document = json_of(answer.body)
         if not isinstance(document, dict):
             raise CheckFailed("the problem document is not a JSON object")
         if document.get("type") != protocol.problem_urn(problem):
@@ -231,10 +238,7 @@ class Context:
 
     def _problem_of(self, answer: Answer) -> str:
         """A short quote of what the answer says, for a failure's reason."""
-        try:
-            document = json.loads(answer.body)
-        except (ValueError, UnicodeDecodeError):
-            return ""
+        document = json_of(answer.body)
         if isinstance(document, dict) and "type" in document:
             return f" ({show(document.get('type'), 80)}: {show(document.get('detail'), 160)})"
         return ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
 
@@ -69,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     ok = passed(results)
     if args.json:
-        print(json.dumps({"url": args.url, "passed": ok,
-                          "checks": [r.to_json() for r in results]}, indent=2))
+        print(protocol.display_json({"url": args.url, "passed": ok,
+                                     "checks": [r.to_json() for r in results]}, indent=2))
     else:
         for result in results:
             print(_line(result))

@@ -623,8 +623,8 @@ def _messages() -> list[dict[str, Any]]:  # noqa: C901 - one table
              {"profile": {"postal_address": {"country": "de"}}}, "3.1")
     body_bad("relationship.request", "postal-code-21", "a postal code over 20 characters",
              {"profile": {"postal_address": {"postal_code": "1" * 21}}}, "5.1")
-    body_bad("relationship.request", "profile-null-member-removes-nothing",
-             "profile is not a merge patch: an unknown member", {"profile": {"nick": "a"}},
+    body_bad("relationship.request", "profile-unknown-member",
+             "an unknown profile member", {"profile": {"nick": "a"}},
              "5.2")
     body_bad("relationship.request", "terms-33", "at most 32 terms",
              {"terms": [f"myterms:t{i}" for i in range(33)]}, "5.2")

@@ -304,3 +304,20 @@ async def test_a_broken_vendor_is_caught(aiohttp_server, vendor, name: str) -> N
     assert result.status == "fail", (name, result.status, result.reason)
     assert result.reason  # it says why
     assert not passed(list(results.values()))
+
+
+async def test_hostile_text_from_the_vendor_is_shown_escaped(aiohttp_server, vendor) -> None:
+    from conformance.cli import _line
+
+    def hostile(broken: Broken, req: Request, response: Response) -> Response:
+        document = {"type": "urn:vrm:problem:\x1b]0;owned\x07", "status": 401,
+                    "detail": "\x1b[2J\u202eevil"}
+        return Response(401, protocol.PROBLEM_MEDIA_TYPE, json.dumps(document).encode())
+
+    results = await check_vendor(aiohttp_server, vendor, answer_instead(
+        lambda req, resp: resp.status == 401, hostile))
+    result = results["alg-none"]
+    assert result.status == "fail"
+    shown = _line(result)
+    assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
+    assert "\\x1b" in shown
