@@ -229,6 +229,35 @@ async def _invalid_body(ctx: Context) -> None:
                 status="rejected", problem="invalid-body")
 
 
+@check("rejections-not-remembered", "4", "a rejected message sent again is judged afresh: "
+       "rejected again, not duplicate")
+async def _not_remembered(ctx: Context) -> None:
+    payload = ctx.payload("relationship.request", {"terms": ["not a term"]})
+    raw = ctx.raw_message(payload)
+    for _ in range(2):
+        ctx.receipt(await ctx.post(raw), payload["id"], http_status=422, status="rejected",
+                    problem="invalid-body")
+
+
+@check("unknown-relationship", "4", "a message from a DID with no relationship: 422 "
+       "unknown-relationship")
+async def _unknown_relationship(ctx: Context) -> None:
+    stranger = protocol.SigningKey.generate()
+    message, _, answer = await _send(ctx, protocol.MessagesFetch,
+                                     protocol.MessagesFetchBody(after=None), key=stranger)
+    ctx.receipt(answer, message.id, http_status=422, status="rejected",
+                problem="unknown-relationship", to=stranger.did)
+
+
+@check("media-type-case", "6.1", "Content-Type Application/JOSE+JSON; charset=utf-8 is "
+       "accepted (case-insensitive, parameters ignored)", needs=("relationship.request",))
+async def _media_case(ctx: Context) -> None:
+    message, raw = ctx.message(protocol.RelationshipRequest, protocol.RelationshipRequestBody(
+        profile=protocol.Profile(given_name="Conformance", email="conformance@example.org")))
+    answer = await ctx.post(raw, content_type="Application/JOSE+JSON; charset=utf-8")
+    ctx.receipt(answer, message.id, http_status=200, status="accepted")
+
+
 # --- refusals before the signature (§2, §3.5, §6.1) ---------------------------------------------
 
 def _good_payload(ctx: Context) -> dict[str, Any]:
@@ -282,6 +311,15 @@ async def _too_large(ctx: Context) -> None:
 async def _media_type(ctx: Context) -> None:
     raw = ctx.raw_message(_good_payload(ctx))
     ctx.problem(await ctx.post(raw, content_type="text/plain"), http_status=415,
+                problem="unsupported-media-type")
+
+
+@check("media-type-before-size", "6.1", "a body both too large and of the wrong media type: "
+       "415, not 413")
+async def _media_before_size(ctx: Context) -> None:
+    raw = ctx.raw_message(_good_payload(ctx))
+    body = raw[:-1] + b" " * (protocol.MAX_MESSAGE_BYTES + 1 - len(raw)) + b"}"
+    ctx.problem(await ctx.post(body, content_type="text/plain"), http_status=415,
                 problem="unsupported-media-type")
 
 
@@ -438,6 +476,20 @@ async def _gone(ctx: Context) -> None:
 async def _end_again(ctx: Context) -> None:
     raw, message_id = ctx.state["end"]
     ctx.receipt(await ctx.post(raw), message_id, http_status=200, status="duplicate")
+
+
+@check("erase-after-end", "5.9", "after an end without erasure, one relationship.end with "
+       "erase: true is accepted (record erased: true); a later one gets 410",
+       needs=("relationship.end",))
+async def _erase_after_end(ctx: Context) -> None:
+    _, _, receipt = await _accepted(ctx, protocol.RelationshipEnd,
+                                    protocol.RelationshipEndBody(erase=True))
+    if (receipt.body.record or {}).get("erased") is not True:
+        raise CheckFailed("the erasure's receipt does not say record.erased: true")
+    message, _, answer = await _send(ctx, protocol.RelationshipEnd,
+                                     protocol.RelationshipEndBody(erase=True))
+    ctx.receipt(answer, message.id, http_status=410, status="rejected",
+                problem="unknown-relationship")
 
 
 # --- problem documents (§6.3) ---------------------------------------------------------------------

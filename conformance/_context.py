@@ -182,10 +182,11 @@ class Context:
     # --- judging answers ------------------------------------------------------------
 
     def receipt(self, answer: Answer, message_id: str, *, http_status: int | tuple[int, ...],
-                status: str | tuple[str, ...], problem: str | None = None) -> protocol.Receipt:
+                status: str | tuple[str, ...], problem: str | None = None,
+                to: str | None = None) -> protocol.Receipt:
         """Check that ``answer`` is a receipt for ``message_id``: signed by the published
-        key, addressed to us, naming the message (``thread``), with this HTTP status,
-        receipt status and problem (PROTOCOL.md §5.11, §6.1)."""
+        key, addressed to us (or ``to``), naming the message (``thread``), with this HTTP
+        status, receipt status and problem (PROTOCOL.md §5.11, §6.1)."""
         wanted_http = (http_status,) if isinstance(http_status, int) else http_status
         wanted = (status,) if isinstance(status, str) else status
         if answer.content_type != protocol.MEDIA_TYPE:
@@ -194,7 +195,7 @@ class Context:
         try:
             receipt = protocol.parse(answer.body, now=self.now(),
                                      keys=protocol.pinned_keys(self.vendor),
-                                     recipient=self.key.did)
+                                     recipient=to or self.key.did)
         except protocol.UnknownKey:
             raise CheckFailed("the receipt is not signed by the key the discovery document "
                               "publishes") from None

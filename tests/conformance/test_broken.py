@@ -57,6 +57,7 @@ class Broken:
     def __init__(self, vendor: Vendor) -> None:
         self.vendor = vendor
         self.delivered: set[str] = set()
+        self.rejected: set[bytes] = set()
 
     def receipt(self, req: Request, status: str, *, http: int = 200, problem: str | None = None,
                 key: protocol.SigningKey | None = None, **body: Any) -> Response:
@@ -171,6 +172,30 @@ async def problem_without_status(broken: Broken, req: Request) -> Response:
     return response
 
 
+async def remembers_rejections(broken: Broken, req: Request) -> Response:
+    """Records rejected messages as seen: the same bytes again get duplicate."""
+    response = await broken.answer(req)
+    if _kind(response)[0] == "rejected" and response.status == 422:
+        if req.body in broken.rejected:
+            return broken.receipt(req, "duplicate")
+        broken.rejected.add(req.body)
+    return response
+
+
+async def case_sensitive_media_type(broken: Broken, req: Request) -> Response:
+    if req.content_type != protocol.MEDIA_TYPE:
+        return Response(415, protocol.PROBLEM_MEDIA_TYPE, protocol.dumps(
+            protocol.UnsupportedMediaType("exactly application/jose+json").to_problem()))
+    return await broken.answer(req)
+
+
+async def size_first(broken: Broken, req: Request) -> Response:
+    if len(req.body) > protocol.MAX_MESSAGE_BYTES:
+        return Response(413, protocol.PROBLEM_MEDIA_TYPE, protocol.dumps(
+            protocol.MessageTooLarge("too large").to_problem()))
+    return await broken.answer(req)
+
+
 #: One way of breaking the vendor per check, named by the check that must catch it.
 BREAKAGES: dict[str, Rule | dict[str, Any]] = {
     "discovery": {"inbox": "http://elsewhere.example/inbox"},
@@ -239,6 +264,17 @@ BREAKAGES: dict[str, Rule | dict[str, Any]] = {
         lambda b, req, resp: b.receipt(req, "rejected", http=410,
                                        problem="unknown-relationship")),
     "problem-documents": problem_without_status,
+    "rejections-not-remembered": remembers_rejections,
+    "unknown-relationship": answer_instead(
+        lambda req, resp: resp.status == 422
+        and _kind(resp)[1] == protocol.problem_urn("unknown-relationship"), accepted),
+    "media-type-case": case_sensitive_media_type,
+    "media-type-before-size": size_first,
+    "erase-after-end": answer_instead(
+        lambda req, resp: of_type("relationship.end")(req, resp)
+        and (req.payload or {}).get("body", {}).get("erase") is True,
+        lambda b, req, resp: b.receipt(req, "rejected", http=410,
+                                       problem="unknown-relationship")),
 }
 
 
