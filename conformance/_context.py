@@ -109,9 +109,14 @@ class Context:
         return self.vendor_key
 
     async def _read(self, response: aiohttp.ClientResponse) -> Answer:
-        body = await response.content.read(ANSWER_LIMIT + 1)
-        if len(body) > ANSWER_LIMIT:
-            raise CheckFailed(f"the answer is over {ANSWER_LIMIT} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await response.content.read(65536):  # read(n) may return less
+            size += len(chunk)
+            if size > ANSWER_LIMIT:
+                raise CheckFailed(f"the answer is over {ANSWER_LIMIT} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
         media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         return Answer(response.status, media, body, response.headers.get("Location"))
 

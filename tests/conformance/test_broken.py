@@ -357,3 +357,21 @@ async def test_hostile_text_from_the_vendor_is_shown_escaped(aiohttp_server, ven
     shown = _line(result)
     assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
     assert "\\x1b" in shown
+
+
+async def test_answers_too_large_or_too_deep_end_one_check(aiohttp_server, vendor) -> None:
+    """Hostile answers are bounded outcomes: a failed check, never a crashed run."""
+    def deep(broken: Broken, req: Request, response: Response) -> Response:
+        return Response(401, protocol.PROBLEM_MEDIA_TYPE, b"[" * 100_000 + b"]" * 100_000)
+
+    def huge(broken: Broken, req: Request, response: Response) -> Response:
+        return Response(413, protocol.PROBLEM_MEDIA_TYPE, b" " * 1_000_000)
+
+    results = await check_vendor(aiohttp_server, vendor, answer_instead(
+        lambda req, resp: resp.status in (401, 413),
+        lambda b, req, resp: deep(b, req, resp) if resp.status == 401 else huge(b, req, resp)))
+    assert results["alg-none"].status == "fail"
+    assert "not a JSON object" in results["alg-none"].reason
+    assert results["too-large"].status == "fail"
+    assert "over" in results["too-large"].reason
+    assert results["relationship.end"].status == "pass"  # the run went on
