@@ -246,6 +246,50 @@ def _messages() -> list[dict[str, Any]]:  # noqa: C901 - one table
        payload("feedback", {"score": 5}, id="valid-time-fraction-9",
                created="2026-06-01T12:04:59.999999999Z"))
 
+    # §3.1: value types at their edges, accepted.
+    edges = {
+        "amount-zero": ("intent", {"summary": "s", "budget": {"max": "0", "currency": "EUR"}}),
+        "amount-half": ("intent", {"summary": "s", "budget": {"max": "0.5", "currency": "EUR"}}),
+        "amount-largest": ("intent", {"summary": "s", "budget": {
+            "max": "999999999999999.999999", "currency": "EUR"}}),
+        "codes-shape-only": ("intent", {"summary": "s", "budget": {"max": "1", "currency": "ZZZ"},
+                                        "location": {"country": "ZZ"}}),
+        "quantity-largest": ("intent", {"summary": "s", "quantity": 1000000}),
+        "language-subtags": ("relationship.request", {"profile": {"language": "zh-Hant-TW"}}),
+        "language-private-use": ("relationship.request", {"profile": {"language": "x-klingon"}}),
+        "language-grandfathered": ("relationship.request", {"profile": {"language": "i-klingon"}}),
+        "email-254": ("relationship.request", {"profile": {
+            "email": "a" * 64 + "@" + "b" * 185 + ".org"}}),
+        "email-unicode": ("relationship.request", {"profile": {"email": "zoë@bücher.example"}}),
+        "phone-15-digits": ("relationship.request", {"profile": {"phone": "+123456789012345"}}),
+        "term-200": ("relationship.request", {"terms": ["myterms:" + "t" * 200]}),
+        "terms-32": ("relationship.request", {"terms": [f"myterms:t{i}" for i in range(32)]}),
+        "address-removed": ("contact.update", {"changes": {"postal_address": None}}),
+        "fetch-after-empty": ("messages.fetch", {"after": ""}),
+        "fetch-after-128": ("messages.fetch", {"after": "c" * 128}),
+        "feedback-score-0": ("feedback", {"score": 0}),
+        "feedback-score-10": ("feedback", {"score": 10}),
+        "preferences-marketing-only": ("preferences.update", {"marketing": True}),
+        "needed-by-leap-day": ("intent", {"summary": "s", "needed_by": "2028-02-29"}),
+    }
+    for label, (type_, body) in edges.items():
+        ok(f"value-{label}", "3.1", f"{type_} with {label.replace('-', ' ')}: accepted",
+           payload(type_, body, id=f"value-{label}"))
+    for label, (type_, body) in {
+        "email-255": ("relationship.request", {"profile": {
+            "email": "a" * 65 + "@" + "b" * 185 + ".org"}}),
+        "phone-16-digits": ("relationship.request", {"profile": {"phone": "+1234567890123456"}}),
+        "term-201": ("relationship.request", {"terms": ["myterms:" + "t" * 201]}),
+        "amount-16-digits": ("intent", {"summary": "s", "budget": {
+            "max": "1000000000000000", "currency": "EUR"}}),
+        "quantity-too-many": ("intent", {"summary": "s", "quantity": 1000001}),
+        "needed-by-not-leap": ("intent", {"summary": "s", "needed_by": "2027-02-29"}),
+        "language-too-long-subtag": ("relationship.request", {"profile": {
+            "language": "en-abcdefghi"}}),
+    }.items():
+        bad(f"value-{label}", "3.1", f"{type_} with {label.replace('-', ' ')}: refused",
+            _signed(type_, body, f"value-{label}"), "invalid-body")
+
     # Offers and receipts, as an agent receives them (carried, or an HTTP answer).
     offer = {"summary": "Trek 520", "price": {"amount": "749.00", "currency": "EUR"},
              "valid_until": "2027-05-01T00:00:00Z", "url": "https://shop.example/trek-520"}
