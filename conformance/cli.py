@@ -46,9 +46,9 @@ def _parser() -> argparse.ArgumentParser:
 def _line(result: Result) -> str:
     check = result.check
     status = result.status.upper()
-    line = f"{status:<8} §{check.section:<5} {check.name:<22} {check.summary}"
+    line = f"{status:<8} §{check.section:<5} {check.name:<26} {check.summary}"
     if result.reason:
-        line += f"\n{'':<8} {'':<6} {'':<22} → {protocol.display_text(result.reason)}"
+        line += f"\n{'':<8} {'':<6} {'':<26} → {protocol.display_text(result.reason)}"
     return line
 
 
