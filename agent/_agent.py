@@ -54,7 +54,6 @@ __all__ = ["Agent", "Broadcast", "SyncResult", "default_home"]
 Clock = Callable[[], datetime]
 #: How long a messages.fetch stays valid: it is never queued, only sent now.
 _FETCH_LIFETIME = timedelta(minutes=5)
-_MAX_FETCH_PAGES = 100
 
 
 def _utcnow() -> datetime:
@@ -736,7 +735,7 @@ class Agent:
         cursor = vendor["cursor"]
         new = 0
         vendor_key = self._deliverer.vendor_key(vendor["vendor_jwk"])
-        for _ in range(_MAX_FETCH_PAGES):
+        for _ in range(protocol.MAX_FETCH_PAGES):
             message, raw = self._sign(protocol.MessagesFetch, vendor,
                                       protocol.MessagesFetchBody(after=cursor),
                                       lifetime=_FETCH_LIFETIME)
@@ -752,24 +751,20 @@ class Agent:
             if verdict.kind != "delivered" or verdict.receipt is None:
                 return SyncResult(vendor["id"], vendor["name"], "failed", new,
                                   verdict.detail or verdict.kind)
-            body = verdict.receipt.body
             now = self._clock()
-            for jws in body.messages or []:
-                try:
-                    received = protocol.parse(
-                        protocol.jws_bytes(jws), now=now, keys=protocol.pinned_keys(vendor_key),
-                        recipient=vendor["pairwise_did"])
-                except protocol.ProtocolError:
-                    continue  # forged, expired or unreadable: not the vendor's word
+            # PROTOCOL.md §6.4: carried messages that fail are dropped, never a key change.
+            page = protocol.read_fetch_page(
+                verdict.receipt, after=cursor, vendor_key=vendor_key,
+                recipient=vendor["pairwise_did"], now=now)
+            for received, jws in page.messages:
                 inbox_rows.append((
                     vendor["id"], received.id, received.type, received.thread,
-                    json.dumps(received.body.to_wire()), protocol.jws_bytes(jws),
-                    ts(received.created), ts(now)))
+                    json.dumps(received.body.to_wire()), jws, ts(received.created), ts(now)))
                 new += 1
-            if body.cursor is not None and body.cursor != cursor:
-                cursor = body.cursor
+            if page.cursor != cursor:
+                cursor = page.cursor
                 cursors.append((cursor, vendor["id"]))
-            if not body.messages or body.cursor is None:
+            if not page.more:
                 break
         return SyncResult(vendor["id"], vendor["name"], "ok", new)
 
