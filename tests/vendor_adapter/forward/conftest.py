@@ -97,7 +97,8 @@ async def forwarding_inbox(tmp_path: Path, aiohttp_client: Any
     opened: list[Vendor] = []
 
     async def make(targets: list[Any], **options: Any) -> Inbox:
-        vendor = Vendor.open(str(tmp_path / "crm.db"), name="Bikes4U", passphrase=PASSPHRASE,
+        options.setdefault("name", "Bikes4U")
+        vendor = Vendor.open(str(tmp_path / "crm.db"), passphrase=PASSPHRASE,
                              forward=targets, **options)
         opened.append(vendor)
         await vendor.forwarding.start()
