@@ -49,6 +49,8 @@ __all__ = ["Scim", "USER_SCHEMA", "PATCH_SCHEMA", "scim_user"]
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MEDIA_TYPE = "application/scim+json"
+#: The most of a SCIM answer read (a User, or a search for one userName).
+MAX_ANSWER = 1 << 20
 
 #: Protocol path -> SCIM attribute path, for the single-valued ones.
 _SIMPLE = {"given_name": "name.givenName", "family_name": "name.familyName",
@@ -161,7 +163,10 @@ class Scim(Target):
                                    allow_redirects=False) as resp:
             payload = None
             if resp.status in (200, 201) and method != "DELETE":
-                payload = await resp.json(content_type=None)
+                raw = await resp.content.read(MAX_ANSWER + 1)
+                if len(raw) > MAX_ANSWER:
+                    raise ValueError(f"the SCIM answer is over {MAX_ANSWER} bytes")
+                payload = json.loads(raw) if raw else None
             return resp.status, resp, payload
 
     async def _find(self, session: aiohttp.ClientSession, did: str) -> str | None:
