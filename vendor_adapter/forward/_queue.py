@@ -108,7 +108,7 @@ class TargetStatus:
 
 def register_targets(conn: Any, vendor: str, targets: Iterable[tuple[str, str]]) -> None:
     """Make sure each (target URL, kind) has its row (so that status lists it)."""
-    conn.executemany(
+    conn.cursor().executemany(
         "INSERT INTO vrm_forward_target (vendor, target, kind) VALUES (?, ?, ?) "
         "ON CONFLICT (vendor, target) DO NOTHING",
         [(vendor, target, kind) for target, kind in targets])
@@ -117,7 +117,7 @@ def register_targets(conn: Any, vendor: str, targets: Iterable[tuple[str, str]])
 def enqueue(conn: Any, vendor: str, events: Sequence[QueuedEvent], *, now_ms: int) -> None:
     """Queue ``events``, due at once. An event id already queued for a target is
     not queued again (an offer fetched twice is one ``offer.fetched``)."""
-    conn.executemany(
+    conn.cursor().executemany(
         "INSERT INTO vrm_forward_queue (vendor, target, event_id, type, did, body, created, "
         "next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (vendor, target, event_id) DO NOTHING",

@@ -21,6 +21,10 @@ that records it sends that event again, with the same ``webhook-id``. What
 was queued before a crash or a stop is delivered when the relay starts again.
 The task also polls every ``poll_interval`` seconds, so that ``vrm-vendor
 forward retry`` (another process) takes effect without a restart.
+
+A target hears the events queued while it is configured: one added later gets
+no earlier events, and one removed keeps its queued rows (``forward status``
+still lists it) until it is configured again.
 """
 
 from __future__ import annotations
@@ -117,9 +121,17 @@ class Forwarding:
         return self._task is not None and not self._task.done()
 
     def ensure_started(self) -> None:
-        """Start the relay in the running event loop, once (a no-op without targets)."""
-        if self.targets and self._task is None:
-            self._loop = asyncio.get_running_loop()
+        """Start the relay in the running event loop, once (a no-op without targets).
+        A relay that died, or ran in another event loop, is started afresh."""
+        if not self.targets:
+            return
+        loop = asyncio.get_running_loop()
+        task = self._task
+        if task is not None and task.done() and not task.cancelled() and task.exception():
+            log.error("the forwarding relay stopped; starting it again",
+                      exc_info=task.exception())
+        if task is None or task.done() or self._loop is not loop:
+            self._loop = loop
             self._wake = asyncio.Event()
             self._task = self._loop.create_task(self._run(), name=f"vrm-forward:{self.vendor}")
 

@@ -127,6 +127,14 @@ async def test_an_address_added_later_and_a_user_that_exists_already(
     await settled(inbox)
     (address,) = only_user(scim, person.did)["addresses"]
     assert address.get("locality") == "Oslo" and address.get("country") == "NO"
+    # A repeated relationship.request restates the whole profile: what it leaves
+    # out is removed there too.
+    await inbox.send(person, person.request(given_name="Bo", email="bo@example.org"))
+    await settled(inbox)
+    user = only_user(scim, person.did)
+    assert "addresses" not in user and user["name"] == {"givenName": "Bo"}
+    assert [e["value"] for e in user["emails"]] == ["bo@example.org"]
+    assert user["active"] is True
 
 
 async def test_a_wrong_token_keeps_the_events_queued_and_says_why(
@@ -140,3 +148,4 @@ async def test_a_wrong_token_keeps_the_events_queued_and_says_why(
     assert status.queued == 2 and status.failing == 1 and status.delivered == 0
     assert status.last_error is not None and "401" in status.last_error
     assert scim.users_named(person.did) == []
+

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import protocol
 from vendor_adapter.forward import Webhook
 
 from .conftest import QUICK, Receiver, queue_rows, wait_for
@@ -25,7 +26,7 @@ async def test_every_event_arrives_once_per_id_in_order_across_a_receiver_restar
                 raw = person.request(given_name=f"P{n}", email="p@example.org")
             else:
                 raw = person.message("contact.update", {"changes": {"given_name": f"P{n}"}})
-            message_id = json.loads(__import__("protocol").b64url_decode(
+            message_id = json.loads(protocol.b64url_decode(
                 json.loads(raw)["payload"], what="p"))["id"]
             receipt = await inbox.send(person, raw)
             assert receipt["status"] == "accepted"
