@@ -177,3 +177,28 @@ def test_a_misconfigured_webhook_is_one_clear_error(url: str, secret: str | None
                                                     words: str) -> None:
     with pytest.raises(ForwardError, match=words):
         Webhook(url, secret=secret or new_secret())
+
+
+class Exploding(Webhook):
+    """A webhook target whose rendering fails for feedback (a bug, say)."""
+
+    def render(self, event: Any, mapping: Any) -> str:
+        if event.type == "feedback.received":
+            raise RuntimeError("cannot render")
+        return super().render(event, mapping)
+
+
+async def test_the_queue_and_the_crm_commit_together_or_not_at_all(
+        forwarding_inbox: Any, scripted: Scripted) -> None:
+    inbox = await forwarding_inbox([Exploding(scripted.url, secret=scripted.secret)])
+    person = await inbox.related(given_name="Ann")
+    replay = person.message("contact.update", {"changes": {"given_name": "A"}})
+    await inbox.send(person, replay)
+    assert (await inbox.send(person, replay))["status"] == "duplicate"  # no second event
+    # The event cannot be queued: the CRM change is rolled back with it, and the
+    # agent is told to send it again later.
+    code, _, _ = await inbox.post(person.message("feedback", {"score": 9}))
+    assert code == 503
+    assert inbox.vendor.crm.feedback() == []
+    await wait_for(lambda: not queue_rows(inbox.vendor.db_path), what="an empty queue")
+    assert [p["type"] for p in scripted.accepted()] == ["contact.created", "contact.updated"]
