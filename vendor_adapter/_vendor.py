@@ -226,7 +226,11 @@ class Vendor:
             raise ClosedError(f"vendor {self.name!r} is closed")
 
     def close(self) -> None:
-        """Release the database (closed once the last vendor on it closes). Idempotent."""
+        """Release the database (closed once the last vendor on it closes). Idempotent.
+
+        The forwarding relay is cancelled; ``await vendor.forwarding.stop()``
+        before ``close()`` waits for it to end. Undelivered events stay queued
+        and are delivered when the vendor is opened (and started) again."""
         if not self._closed:
             self._closed = True
             self.forwarding.cancel()

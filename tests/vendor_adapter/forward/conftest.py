@@ -26,7 +26,7 @@ from ..conftest import PASSPHRASE, GuardedTestServer, Inbox
 
 RECEIVER = str(Path(__file__).with_name("receiver.py"))
 #: A quick retry schedule for the tests (the default is Svix's: 5 s, 5 min, ...).
-QUICK = (0.1, 0.2, 0.3, 0.5, 0.5, 0.5, 0.5)
+QUICK = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def new_secret() -> str:
