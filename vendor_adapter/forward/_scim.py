@@ -149,7 +149,7 @@ class Scim(Target):
     async def deliver(self, session: aiohttp.ClientSession, row: Due) -> Attempt:
         try:
             return await self._deliver(session, row, json.loads(row.body))
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, RecursionError) as exc:
             return Attempt(False, error=(f"{type(exc).__name__}: {exc}")[:MAX_ERROR])
 
     def _headers(self) -> dict[str, str]:
@@ -176,9 +176,9 @@ class Scim(Target):
             session, "GET", f"{self._users}?filter={quote(flt)}")
         if status != 200 or not isinstance(payload, dict):
             raise ValueError(f"the search by userName answered HTTP {status}")
-        for user in payload.get("Resources") or []:
-            if isinstance(user, dict) and user.get("userName") == did and \
-                    isinstance(user.get("id"), str):
+        found = payload.get("Resources")
+        for user in found if isinstance(found, list) else []:
+            if isinstance(user, dict) and user.get("userName") == did and _is_id(user.get("id")):
                 return user["id"]
         return None
 
@@ -188,8 +188,10 @@ class Scim(Target):
         if op == "create":
             status, resp, payload = await self._request(session, "POST", self._users,
                                                         job["user"])
-            if status == 201 and isinstance(payload, dict) and isinstance(payload.get("id"), str):
-                return Attempt(True, resource_id=payload["id"])
+            if status == 201:
+                if isinstance(payload, dict) and _is_id(payload.get("id")):
+                    return Attempt(True, resource_id=payload["id"])
+                return Attempt(False, error="HTTP 201 without a usable SCIM id")
             if status != 409:
                 return attempt_from_status(status, resp.headers, resp.reason or "")
             # Created by an earlier attempt whose answer was lost: adopt it, restate it.
@@ -233,13 +235,20 @@ class Scim(Target):
         return attempt_from_status(status, resp.headers, resp.reason or "")
 
 
+def _is_id(value: Any) -> bool:
+    """A SCIM id we keep: a non-empty string of at most 1000 characters."""
+    return isinstance(value, str) and 0 < len(value) <= 1000
+
+
 def _address_operation(user: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """The whole home address after ``changes`` (None removes a member): ``add``
     when the user had no address, ``replace`` it, or ``remove`` it once empty."""
-    addresses = [a for a in user.get("addresses") or [] if isinstance(a, dict)]
+    stated = user.get("addresses")
+    addresses = [a for a in stated if isinstance(a, dict)] if isinstance(stated, list) else []
     current = next((a for a in addresses if a.get("type") == "home"),
                    addresses[0] if addresses else None)
-    merged = {k: v for k, v in (current or {}).items() if k in _ADDRESS.values()}
+    merged = {k: v for k, v in (current or {}).items()
+              if k in _ADDRESS.values() and isinstance(v, str)}
     for attr, value in changes.items():
         if value is None:
             merged.pop(attr, None)

@@ -149,3 +149,34 @@ async def test_a_wrong_token_keeps_the_events_queued_and_says_why(
     assert status.last_error is not None and "401" in status.last_error
     assert scim.users_named(person.did) == []
 
+
+
+async def test_a_hostile_scim_server_gets_failed_attempts_not_a_dead_relay(
+        forwarding_inbox: Any, aiohttp_server: Any) -> None:
+    from aiohttp import web
+
+    answers = iter([
+        web.Response(status=201, body=b"not json"),
+        web.Response(status=201, body=b'{"id": 5}'),
+        web.Response(status=201, body=b"[1, 2]"),
+        web.Response(status=201, body=b'{"id": "' + b"x" * 2000 + b'"}'),
+        web.Response(status=201, body=b"[" * 100_000),
+        web.Response(status=302, headers={"Location": "http://169.254.169.254/"}),
+    ])
+    seen: list[str] = []
+
+    async def users(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization", ""))
+        return next(answers, None) or web.json_response({"id": "u-1"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/v2/Users", users)
+    server = await aiohttp_server(app)
+    inbox = await forwarding_inbox([Scim(str(server.make_url("/v2")), token="t0k",
+                                         schedule=(0.05,) * 7)])
+    person = await inbox.related(given_name="Ann")
+    await settled(inbox)
+    assert len(seen) == 7 and set(seen) == {"Bearer t0k"}
+    assert resource_ids(inbox.vendor.db_path) == {person.did: "u-1"}
+    (status,) = inbox.vendor.forwarding.status()
+    assert status.delivered == 1 and "302" in (status.last_error or "")
