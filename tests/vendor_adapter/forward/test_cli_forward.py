@@ -7,18 +7,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import closing
 from typing import Any
 
 import protocol
 from vendor_adapter import Vendor
+from vendor_adapter.forward import Webhook
 
 from ..conftest import PASSPHRASE, Person, verify_receipt
-from .conftest import Receiver, queue_rows
+from .conftest import Receiver, new_secret, queue_rows
 
 
 def env(secret: str | None = None, token: str | None = None) -> dict[str, str]:
@@ -139,3 +142,18 @@ def test_forwarding_options_fail_in_one_sentence(db_path: str) -> None:
               environ=env()), "no forwarding target")
     empty = run("forward", "status", "--db", db_path, environ=env())
     assert empty.returncode == 0 and "no forwarding targets" in empty.stderr
+
+
+def test_status_shows_a_receivers_words_without_control_sequences(db_path: str) -> None:
+    url = "http://127.0.0.1:9/hook"
+    Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE,
+                forward=[Webhook(url, secret=new_secret())]).close()
+    with closing(sqlite3.connect(db_path)) as conn, conn:
+        # What a hostile receiver's reason phrase could leave: clear the screen, a title.
+        conn.execute("UPDATE vrm_forward_target SET last_error = ?, last_failure = 0",
+                     ("HTTP 500 \x1b[2J\x1b]0;owned\x07\u202e",))
+    shown = run("forward", "status", "--db", db_path, environ=env())
+    assert shown.returncode == 0, shown.stderr
+    assert f"{url} [webhook, enabled]: 0 queued, 0 delivered" in shown.stdout
+    assert "HTTP 500" in shown.stdout
+    assert not any(c in shown.stdout for c in ("\x1b", "\x07", "\u202e"))
