@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -85,7 +84,6 @@ class Forwarding:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._lock = threading.Lock()
         if self.targets:
             pairs = [(t.name, t.kind) for t in targets]
             db.writer.run_sync(lambda conn: _queue.register_targets(conn, vendor, pairs))

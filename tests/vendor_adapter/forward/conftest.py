@@ -118,4 +118,4 @@ def queue_rows(db: str) -> list[tuple[Any, ...]]:
                             "FROM vrm_forward_queue ORDER BY seq").fetchall()
 
 
-__all__ = ["Receiver", "new_secret", "wait_for", "QUICK", "queue_rows", "AsyncIterator"]
+__all__ = ["Receiver", "new_secret", "wait_for", "QUICK", "queue_rows"]

@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from contextlib import closing
 from typing import Any
