@@ -158,7 +158,8 @@ def due(conn: Any, vendor: str, targets: Sequence[str], *, now_ms: int, limit: i
 
 
 def next_due(conn: Any, vendor: str, targets: Sequence[str]) -> int | None:
-    """When the earliest row of the enabled ``targets`` falls due (ms), or None."""
+    """When the earliest head of the enabled ``targets`` falls due (ms), or None
+    (rows waiting behind a head are not counted: they are not due on their own)."""
     if not targets:
         return None
     marks = ", ".join("?" for _ in targets)
@@ -166,7 +167,9 @@ def next_due(conn: Any, vendor: str, targets: Sequence[str]) -> int | None:
         "SELECT MIN(q.next_attempt) FROM vrm_forward_queue AS q "
         "JOIN vrm_forward_target AS t ON t.vendor = q.vendor AND t.target = q.target "
         f"WHERE q.vendor = ? AND q.target IN ({marks}) AND t.disabled IS NULL "
-        "AND q.failed IS NULL", (vendor, *targets)).fetchone()
+        "AND q.failed IS NULL "
+        "AND q.seq = (SELECT MIN(h.seq) FROM vrm_forward_queue AS h WHERE h.vendor = q.vendor "
+        "AND h.target = q.target AND h.did = q.did)", (vendor, *targets)).fetchone()
     return row[0] if row else None
 
 

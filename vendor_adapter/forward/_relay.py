@@ -8,7 +8,8 @@ the commit the vendor calls ``notify``, and the background task (``start``)
 delivers what is due:
 
 - one ``aiohttp.ClientSession`` for every target, with a bounded connector and
-  at most ``concurrency`` deliveries in flight;
+  at most ``concurrency`` deliveries in flight, each target a fair share of
+  them (so that an offline target timing out cannot starve the others);
 - per (target, contact) one delivery at a time, oldest first: a contact's
   later event waits while an earlier one is failing;
 - each result is written back through the same group-commit writer (so
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -79,6 +81,9 @@ class Forwarding:
         self.targets: dict[str, Target] = {t.name: t for t in targets}
         self.mapping = mapping
         self.concurrency = concurrency
+        #: Deliveries in flight per target: a fair share, so that a slow or offline
+        #: target (each attempt waiting out its timeout) cannot hold every slot.
+        self.per_target = max(1, concurrency // max(1, len(self.targets)))
         self.timeout = timeout
         self.poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None
@@ -182,24 +187,28 @@ class Forwarding:
                 while True:
                     wake.clear()
                     try:
+                        busy = Counter(target for target, _ in in_flight)
                         rows, next_due = await self._db.writer.run(
-                            lambda conn: self._look(conn, len(in_flight)))
+                            lambda conn: self._look(conn, busy))
                     except Exception:
                         log.exception("forwarding cannot read its queue; trying again")
                         rows, next_due = [], None
                     for row in rows:
                         key = (row.target, row.did)
-                        if key in in_flight or len(in_flight) >= self.concurrency:
+                        if key in in_flight or len(in_flight) >= self.concurrency \
+                                or busy[row.target] >= self.per_target:
                             continue
+                        busy[row.target] += 1
                         task = asyncio.create_task(self._attempt(session, row))
                         in_flight[key] = task
                         task.add_done_callback(
                             lambda _t, key=key: (in_flight.pop(key, None), wake.set()))
+                    # Sleep until the next head falls due. A head due already is in
+                    # flight or over its target's share: a finished delivery (or a
+                    # commit) sets ``wake``; until then there is nothing to do.
                     delay = self.poll_interval
-                    if next_due is not None:
-                        delay = min(delay, max(0.0, (next_due - _now_ms()) / 1000))
-                    if len(in_flight) >= self.concurrency:
-                        delay = self.poll_interval  # a finished delivery wakes us
+                    if next_due is not None and next_due > _now_ms():
+                        delay = min(delay, (next_due - _now_ms()) / 1000)
                     try:
                         await asyncio.wait_for(wake.wait(), delay)
                     except TimeoutError:
@@ -210,12 +219,18 @@ class Forwarding:
                 if in_flight:
                     await asyncio.gather(*in_flight.values(), return_exceptions=True)
 
-    def _look(self, conn: Any, busy: int) -> tuple[list[Due], int | None]:
-        names = list(self.targets)
+    def _look(self, conn: Any, busy: Counter[str]) -> tuple[list[Due], int | None]:
+        """What is due, per target (so that a slow target cannot crowd out the
+        others), and when the next row falls due."""
         now = _now_ms()
-        return (_queue.due(conn, self.vendor, names, now_ms=now,
-                           limit=self.concurrency + busy),
-                _queue.next_due(conn, self.vendor, names))
+        rows: list[Due] = []
+        for name in self.targets:
+            if busy[name] < self.per_target:
+                # Rows in flight are still heads: ask for that many more.
+                rows += _queue.due(conn, self.vendor, [name], now_ms=now,
+                                   limit=self.per_target + busy[name])
+        rows.sort(key=lambda row: row.seq)
+        return rows, _queue.next_due(conn, self.vendor, list(self.targets))
 
     async def _attempt(self, session: aiohttp.ClientSession, row: Due) -> None:
         target = self.targets[row.target]

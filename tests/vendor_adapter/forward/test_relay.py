@@ -202,3 +202,24 @@ async def test_the_queue_and_the_crm_commit_together_or_not_at_all(
     assert inbox.vendor.crm.feedback() == []
     await wait_for(lambda: not queue_rows(inbox.vendor.db_path), what="an empty queue")
     assert [p["type"] for p in scripted.accepted()] == ["contact.created", "contact.updated"]
+
+
+async def test_a_waiting_queue_does_not_keep_the_relay_busy(forwarding_inbox: Any,
+                                                            scripted: Scripted) -> None:
+    """Rows behind a failing head, and a head in its retry wait, are not due: the
+    relay sleeps (one look at the queue per poll) instead of spinning on them."""
+    import asyncio
+
+    scripted.answer = lambda p: (500, {})
+    inbox = await forwarding_inbox([Webhook(scripted.url, secret=scripted.secret,
+                                            schedule=(60.0,))])
+    person = await inbox.related(given_name="Ann")
+    await inbox.send(person, person.message("contact.update", {"changes": {"given_name": "A"}}))
+    await wait_for(lambda: inbox.vendor.forwarding.status()[0].failing == 1,
+                   what="the head's failure")
+    writer = inbox.vendor._db.writer
+    before = writer.stats.jobs
+    await asyncio.sleep(2.0)
+    # About two looks (poll_interval is 1 s); a spinning relay makes thousands.
+    assert writer.stats.jobs - before <= 10
+    assert len(scripted.seen) == 1
