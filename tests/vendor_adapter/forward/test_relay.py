@@ -223,3 +223,29 @@ async def test_a_waiting_queue_does_not_keep_the_relay_busy(forwarding_inbox: An
     # About two looks (poll_interval is 1 s); a spinning relay makes thousands.
     assert writer.stats.jobs - before <= 10
     assert len(scripted.seen) == 1
+
+
+async def test_a_target_that_hangs_does_not_starve_the_others(
+        forwarding_inbox: Any, scripted: Scripted, aiohttp_server: Any) -> None:
+    import asyncio
+
+    hanging: list[str] = []
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        hanging.append(request.headers["webhook-id"])
+        await release.wait()  # an offline host, as far as the relay can tell
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hang)
+    slow = await aiohttp_server(app)
+    inbox = await forwarding_inbox([
+        Webhook(str(slow.make_url("/hook")), secret=new_secret()),
+        Webhook(scripted.url, secret=scripted.secret)])
+    assert inbox.vendor.forwarding.per_target == 8
+    people = [await inbox.related(given_name=f"P{n}") for n in range(20)]
+    await wait_for(lambda: len(scripted.accepted()) == 20, what="the other target's events")
+    assert {p["data"]["did"] for p in scripted.accepted()} == {p.did for p in people}
+    assert len(hanging) == 8  # the hanging target holds its share, no more
+    release.set()
