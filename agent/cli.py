@@ -178,7 +178,8 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
         _say(f"{title}: nothing to send.")
         return
     _table(title, ["vendor", "message", "status", "attempts", "detail"],
-           [(r.vendor, r.type, _styled(r.status), r.attempts, r.detail or r.receipt_status)
+           [(_apart(r, results), r.type, _styled(r.status), r.attempts,
+             r.detail or r.receipt_status)
             for r in results])
     counts: dict[str, int] = {}
     for r in results:
@@ -186,6 +187,14 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
     _say(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     if counts.get("pending"):
         out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
+
+
+def _apart(result: DeliveryResult, results: Sequence[DeliveryResult]) -> str:
+    """The vendor's name, with its number when another vendor in ``results`` has the
+    same name (``Shop (#3)``)."""
+    twins = any(r.vendor == result.vendor and r.vendor_id != result.vendor_id
+                for r in results)
+    return f"{result.vendor} (#{result.vendor_id})" if twins else result.vendor
 
 
 def _held_now(results: Iterable[DeliveryResult]) -> list[int]:
@@ -430,6 +439,7 @@ async def _intent(args: argparse.Namespace) -> int:
 async def _outbox(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         rows = agent.outbox()
+        labels = _labels(agent)
     if args.json:
         print_json(rows)
         return 0
@@ -438,7 +448,7 @@ async def _outbox(args: argparse.Namespace) -> int:
         return 0
     _table("Outbox", ["message", "vendor", "type", "status", "attempts", "next attempt",
                       "last error / receipt"],
-           [(r["message_id"][:10], r["vendor"], r["type"], _styled(r["status"]), r["attempts"],
+           [(r["message_id"][:10], labels[r["vendor_id"]], r["type"], _styled(r["status"]), r["attempts"],
              r["next_attempt"][:19] if r["status"] == "pending" else "",
              r["last_error"] or r["receipt_status"]) for r in rows])
     return 0
@@ -475,6 +485,7 @@ async def _sync(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         with progress_bar("collecting offers", enabled=not args.json) as bar:
             results: list[SyncResult] = await agent.sync(progress=bar)
+        labels = _labels(agent)
         status = _key_changes(agent, [r.vendor_id for r in results
                                       if r.status == "key-changed"])
     if args.json:
@@ -484,7 +495,8 @@ async def _sync(args: argparse.Namespace) -> int:
         out.print("No active vendors to ask.")
         return status
     _table("Sync", ["vendor", "status", "new messages", "detail"],
-           [(r.vendor, _styled(r.status), r.new_messages, r.detail) for r in results])
+           [(labels[r.vendor_id], _styled(r.status), r.new_messages, r.detail)
+            for r in results])
     return status
 
 
@@ -520,6 +532,7 @@ async def _export(args: argparse.Namespace) -> int:
 async def _shared(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         rows = agent.shared()
+        labels = _labels(agent)
     if args.json:
         print_json(rows)
         return 0
@@ -527,7 +540,7 @@ async def _shared(args: argparse.Namespace) -> int:
         out.print("No vendor holds any of your fields.")
         return 0
     _table("Who knows what", ["vendor", "field", "told by", "receipt", "as of"],
-           [(r["vendor"], r["field"], r["message_type"], r["receipt_id"][:10],
+           [(labels[r["vendor_id"]], r["field"], r["message_type"], r["receipt_id"][:10],
              r["as_of"][:19]) for r in rows])
     return 0
 

@@ -5,8 +5,13 @@ again, vendors with the same name, and erasure asking first."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import pty
+import select
 import sqlite3
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,6 +38,51 @@ async def _setup(home: Path, *vendors: tuple[str, list[str]],
             await agent.add_vendor(url, share=share)
     finally:
         await agent.close()
+
+
+async def _on_a_terminal(home: Path, argv: list[str], typed: str) -> tuple[int, str]:
+    """Run vrm with a pseudo-terminal as stdin, stdout and stderr, ``typed`` waiting
+    in its input; return the exit status and everything it showed."""
+    main, child = pty.openpty()
+    env = {**os.environ, "VRM_HOME": str(home), "VRM_PASSPHRASE": PASSPHRASE, "COLUMNS": "200"}
+    env.pop("VRM_DEBUG", None)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent.cli", *argv, env=env, stdin=child, stdout=child,
+            stderr=child)
+        os.write(main, typed.encode())
+        shown = b""
+        loop = asyncio.get_running_loop()
+        while process.returncode is None:
+            ready = await loop.run_in_executor(None, _read_some, main)
+            shown += ready
+            if not ready:
+                await asyncio.sleep(0.05)
+            if process.returncode is None:
+                try:
+                    await asyncio.wait_for(process.wait(), 0.05)
+                except asyncio.TimeoutError:
+                    pass
+        shown += _read_some(main)
+    finally:
+        os.close(child)
+        os.close(main)
+    text = shown.decode("utf-8", "replace")
+    assert "Traceback" not in text, text
+    return process.returncode or 0, text
+
+
+def _read_some(fd: int) -> bytes:
+    data = b""
+    while select.select([fd], [], [], 0.05)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 async def _add(home: Path, url: str) -> None:
@@ -239,14 +289,23 @@ async def test_vendors_with_one_name_and_erasure_asks_first(vrm, tmp_path: Path,
         assert [r["vendor_id"] for r in sent["results"]] == [2]
         assert twins[1].crm.feedback()[0]["nps_class"] == "passive"
         assert "Twin (#2)" in (await vrm("vendor", "show", "2")).stdout
+        outbox = (await vrm("outbox")).stdout
+        assert "Twin (#1)" in outbox and "Twin (#2)" in outbox
 
         refused = await vrm("vendor", "end", "1", "--erase", ok=False)
         assert refused.status == 1 and "--yes" in refused.stderr
         assert twins[0].crm.contacts()[0]["erased"] == 0
         assert (await vrm("vendor", "show", "1", "--json")).json()["vendor"]["status"] == "active"
-        ended = (await vrm("vendor", "end", "1", "--erase", "--yes", "--json")).json()
-        assert ended["vendor"]["erased"] is True
+        # On a terminal it asks; anything but yes sends nothing.
+        status, said = await _on_a_terminal(home, ["vendor", "end", "1", "--erase"], "n\n")
+        assert status == 1 and "Ask Twin (#1) to erase your data?" in said
+        assert "not confirmed" in said and twins[0].crm.contacts()[0]["erased"] == 0
+        status, said = await _on_a_terminal(home, ["vendor", "end", "1", "--erase"], "yes\n")
+        assert status == 0 and "erased" in said, said
         assert twins[0].crm.contacts()[0]["erased"] == 1
+        ended = (await vrm("vendor", "end", "2", "--erase", "--yes", "--json")).json()
+        assert ended["vendor"]["erased"] is True
+        assert twins[1].crm.contacts()[0]["erased"] == 1
     finally:
         for twin in twins:
             twin.vendor.close()
