@@ -729,8 +729,9 @@ async def _preferences(args: argparse.Namespace) -> int:
 
 def _terms_set_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("terms", nargs="*", metavar="ID",
-                        help="term ids from a public roster, like myterms:nostalking "
-                             "(none: proffer no terms)")
+                        help="term ids from a public roster, like myterms:nostalking")
+    parser.add_argument("--none", action="store_true",
+                        help="proffer no terms at all (instead of IDs)")
     _add_json(parser)
 
 
@@ -747,6 +748,10 @@ async def _terms(args: argparse.Namespace) -> int:
 
 
 async def _terms_set(args: argparse.Namespace) -> int:
+    if args.none == bool(args.terms):
+        raise UsageError("name the terms to proffer, like myterms:nostalking, or give "
+                         "--none to proffer none" if not args.none else
+                         "give either term ids or --none, not both")
     async with await open_agent(args) as agent:
         broadcast = await agent.set_terms(args.terms)
         terms = agent.terms()

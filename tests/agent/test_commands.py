@@ -157,7 +157,9 @@ async def test_feedback_preferences_and_terms(vrm, shops, home: Path) -> None:  
     [c] = await shops(1, first=2)
     await _add(home, c.url)
     assert _j(_contact(c)["terms"]) == ["myterms:nostalking"]  # carried from now on
-    cleared = (await vrm("terms", "set", "--json")).json()
+    wrong = await vrm("terms", "set", ok=False)  # never cleared by accident
+    assert wrong.status == 1 and "--none" in wrong.stderr
+    cleared = (await vrm("terms", "set", "--none", "--json")).json()
     assert cleared["terms"] == [] and len(cleared["results"]) == 3
     assert (_j(_contact(a)["terms"]) or []) == []
 
