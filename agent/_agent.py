@@ -491,7 +491,7 @@ class Agent:
             name = name.strip()
             parts = [f for f in FIELD_NAMES if top_level(f) == name and "." in f]
             if name not in FIELD_NAMES and not parts:
-                raise UsageError(f"{protocol.display_text(name, limit=60)!r} is not a profile "
+                raise UsageError(f"'{protocol.display_text(name, limit=60)}' is not a profile "
                                  f"field; the fields are {', '.join(FIELD_NAMES)}")
             names += parts or [name]
         if not names:

@@ -112,11 +112,11 @@ def find_message(store: Store, ref: str) -> dict[str, Any]:
                               (text, text + "\x7f"))
         if r["id"].startswith(text)]
     if not rows:
-        raise UsageError(f"no message has the id {shown!r}; `vrm outbox` lists them "
+        raise UsageError(f"no message has the id '{shown}'; `vrm outbox` lists them "
                          f"(a unique start of an id, {_MIN_PREFIX} characters or more, "
                          f"will do)")
     if len(rows) > 1:
-        raise UsageError(f"{shown!r} is the start of {len(rows)} messages' ids; give more "
+        raise UsageError(f"'{shown}' is the start of {len(rows)} messages' ids; give more "
                          f"of it")
     return rows[0]
 

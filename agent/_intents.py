@@ -56,16 +56,16 @@ def find_intent(store: Store, ref: str) -> dict[str, Any]:
         return row
     shown = protocol.display_text(text, limit=40)
     if len(text) < MIN_PREFIX:
-        raise UsageError(f"no intent has the id {shown!r}; give at least {MIN_PREFIX} "
+        raise UsageError(f"no intent has the id '{shown}'; give at least {MIN_PREFIX} "
                          f"characters of an id that `vrm intents` shows")
     # Ids are base64url (ASCII below DEL): the range is the prefix's, on the index.
     rows = [r for r in store.rows("SELECT * FROM broadcasts WHERE id >= ? AND id < ? "
                                   "AND type = 'intent' LIMIT 2", (text, text + "\x7f"))
             if r["id"].startswith(text)]
     if not rows:
-        raise UsageError(f"no intent has the id {shown!r}; see `vrm intents`")
+        raise UsageError(f"no intent has the id '{shown}'; see `vrm intents`")
     if len(rows) > 1:
-        raise UsageError(f"{shown!r} is the start of several intents' ids; give more "
+        raise UsageError(f"'{shown}' is the start of several intents' ids; give more "
                          f"of it (see `vrm intents --json`)")
     return rows[0]
 

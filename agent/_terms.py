@@ -42,7 +42,7 @@ def check_terms(ids: Iterable[str]) -> list[str]:
             protocol.RelationshipRequestBody(terms=[term])
         except ValidationError:
             shown = protocol.display_text(term, limit=60)
-            raise UsageError(f"{shown!r} is not a term id; a term id is scheme:id, in lower "
+            raise UsageError(f"'{shown}' is not a term id; a term id is scheme:id, in lower "
                              f"case before the colon, like myterms:nostalking") from None
         if term not in checked:
             checked.append(term)

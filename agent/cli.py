@@ -652,7 +652,7 @@ def _score(text: str) -> int:
     stripped = text.strip()
     if not (stripped.isascii() and stripped.isdigit() and int(stripped) <= 10):
         raise UsageError(f"the score is a whole number from 0 to 10, like 9, not "
-                         f"{_show(text, limit=20)!r}")
+                         f"'{_show(text, limit=20)}'")
     return int(stripped)
 
 

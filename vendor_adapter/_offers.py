@@ -44,11 +44,11 @@ def _check_price(price: object) -> str:
     shown = protocol.display_text(str(price), limit=30)
     if re.fullmatch(r"[0-9]+,[0-9]+", text):
         return _fail(f"the price is a decimal number with a dot, like "
-                     f"{text.replace(',', '.')}, not {shown!r}")
+                     f"{text.replace(',', '.')}, not '{shown}'")
     if re.fullmatch(r"0[0-9]+(\.[0-9]+)?", text):
         return _fail(f"the price has no leading zeros, like {text.lstrip('0') or '0'}")
     return _fail(f"the price is a decimal number with a dot, like 7.50 (at most 15 digits "
-                 f"before the dot and 6 after it), not {shown!r}")
+                 f"before the dot and 6 after it), not '{shown}'")
 
 
 def _fail(sentence: str) -> str:
@@ -70,7 +70,7 @@ def check_offer(*, summary: object, price: object, currency: object,
     code = currency.strip().upper() if isinstance(currency, str) else ""
     if not _CURRENCY.fullmatch(code):
         _fail(f"the currency is a three-letter ISO 4217 code, like EUR, not "
-              f"{protocol.display_text(str(currency), limit=20)!r}")
+              f"'{protocol.display_text(str(currency), limit=20)}'")
     data: dict[str, Any] = {"summary": summary,
                             "price": protocol.Price(amount=amount, currency=code)}
     if valid_until is not None:
@@ -82,7 +82,7 @@ def check_offer(*, summary: object, price: object, currency: object,
             except ValueError:
                 _fail(f"the valid-until time is RFC 3339 in UTC, like "
                       f"2026-06-01T12:00:00Z, not "
-                      f"{protocol.display_text(str(valid_until), limit=40)!r}")
+                      f"'{protocol.display_text(str(valid_until), limit=40)}'")
         if moment.tzinfo is None:
             _fail("the valid-until time needs a time zone (UTC), like 2026-06-01T12:00:00Z")
         if moment <= now:
@@ -97,7 +97,7 @@ def check_offer(*, summary: object, price: object, currency: object,
         if url is not None and "url" in str(exc):
             _fail(f"the url is an http(s) address without spaces, like "
                   f"https://shop.example/trek-520, not "
-                  f"{protocol.display_text(url, limit=60)!r}")
+                  f"'{protocol.display_text(url, limit=60)}'")
         detail = (protocol.describe_validation_error(exc)
                   if isinstance(exc, ValidationError) else str(exc))
         raise OfferError(f"the offer is invalid: {detail}") from None
@@ -162,9 +162,9 @@ def find_offer(conn: sqlite3.Connection, vendor: str, ref: str) -> dict[str, Any
     if exact:
         return exact[0]
     if not found:
-        raise OfferError(f"there is no offer {shown!r}; `vrm-vendor offers` lists them")
+        raise OfferError(f"there is no offer '{shown}'; `vrm-vendor offers` lists them")
     if len(found) > 1:
-        raise OfferError(f"{shown!r} is the start of several offers' ids; give more of it")
+        raise OfferError(f"'{shown}' is the start of several offers' ids; give more of it")
     return found[0]
 
 
