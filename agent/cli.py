@@ -931,8 +931,8 @@ async def _receipt(args: argparse.Namespace) -> int:
     status = 0 if receipt["verified"] else 1
     if args.raw:
         raw = bytes(receipt["jws"])
-        if sys.stdout.isatty():  # never a raw control character on a terminal
-            _say(_show(raw.decode("utf-8", "replace")))
+        if sys.stdout.isatty():  # never a raw control character on a terminal; no wrapping
+            sys.stdout.write(_show(raw.decode("utf-8", "replace")) + "\n")
         else:
             sys.stdout.buffer.write(raw)
             sys.stdout.flush()

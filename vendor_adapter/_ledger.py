@@ -22,6 +22,10 @@ can fetch them any more. On an erasure the relationship's record becomes the
 erasure's own record reference, so that the request's (which may name the
 person in the vendor's systems, like a customer id) is not kept.
 
+A messages.fetch marks the offers it hands out as fetched (``vrm_offer``), in
+its own transaction: an offer fetched can no longer be withdrawn, and one
+withdrawn (deleted from the outbox by the same writer) is never handed out.
+
 The seen row is written in the same transaction as the CRM change, so a
 message has exactly one effect even if the process dies between the two.
 Rejections are not remembered: they changed nothing, and the same message

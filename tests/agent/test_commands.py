@@ -119,14 +119,19 @@ async def test_feedback_preferences_and_terms(vrm, shops, home: Path) -> None:  
     assert (filed["score"], filed["nps_class"], filed["subject"]) == (9, "promoter", "order 42")
     assert filed["comment"] == "Great \x1b[2Jservice"
     assert b.crm.feedback() == []
-    ran = await vrm("feedback", "Shop1", "6")
+    # Each `vrm` costs seconds of imports: what does not depend on the others runs at once.
+    ran, wrong, preferences, wrong_to, terms = await asyncio.gather(
+        vrm("feedback", "Shop1", "6"), vrm("feedback", "Shop0", "11", ok=False),
+        vrm("preferences", "--json"), vrm("preferences", "--to", "Shop0", ok=False),
+        vrm("terms", "--json"))
     assert "a detractor" in ran.stdout and "signed receipt" in ran.stdout
     assert b.crm.feedback()[0]["nps_class"] == "detractor"
-    wrong = await vrm("feedback", "Shop0", "11", ok=False)
     assert wrong.status == 1 and "whole number from 0 to 10" in wrong.stderr
     assert len(a.crm.feedback()) == 1
+    assert preferences.json() == {"channels": {}, "marketing": None}
+    assert wrong_to.status == 1 and "--no-sms" in wrong_to.stderr
+    assert terms.json() == []
 
-    assert (await vrm("preferences", "--json")).json() == {"channels": {}, "marketing": None}
     told = (await vrm("preferences", "--no-sms", "--email", "--marketing", "--to", "Shop1",
                       "--json")).json()
     assert [r["vendor"] for r in told["results"]] == ["Shop1"]
@@ -139,10 +144,7 @@ async def test_feedback_preferences_and_terms(vrm, shops, home: Path) -> None:  
     assert _contact(a)["marketing"] == 0 and _contact(b)["marketing"] == 0
     shown = (await vrm("preferences")).stdout
     assert "sms" in shown and "not stated" in shown  # post and phone were never stated
-    wrong = await vrm("preferences", "--to", "Shop0", ok=False)
-    assert wrong.status == 1 and "--no-sms" in wrong.stderr
 
-    assert (await vrm("terms", "--json")).json() == []
     restated = (await vrm("terms", "set", "myterms:nostalking", "myterms:nostalking",
                           "--json")).json()
     assert restated["terms"] == ["myterms:nostalking"]
@@ -151,14 +153,15 @@ async def test_feedback_preferences_and_terms(vrm, shops, home: Path) -> None:  
     assert _j(_contact(b)["terms"]) == ["myterms:nostalking"]
     # The re-statement re-states the fields too: Shop0 still holds the email.
     assert _contact(a)["email"] == "ann@example.org" and _contact(b)["email"] is None
-    assert "myterms:nostalking" in (await vrm("terms")).stdout
-    wrong = await vrm("terms", "set", "No Stalking", ok=False)
+    listed, wrong, nothing = await asyncio.gather(
+        vrm("terms"), vrm("terms", "set", "No Stalking", ok=False),
+        vrm("terms", "set", ok=False))
+    assert "myterms:nostalking" in listed.stdout
     assert wrong.status == 1 and "myterms:nostalking" in wrong.stderr
+    assert nothing.status == 1 and "--none" in nothing.stderr  # never cleared by accident
     [c] = await shops(1, first=2)
     await _add(home, c.url)
     assert _j(_contact(c)["terms"]) == ["myterms:nostalking"]  # carried from now on
-    wrong = await vrm("terms", "set", ok=False)  # never cleared by accident
-    assert wrong.status == 1 and "--none" in wrong.stderr
     cleared = (await vrm("terms", "set", "--none", "--json")).json()
     assert cleared["terms"] == [] and len(cleared["results"]) == 3
     assert (_j(_contact(a)["terms"]) or []) == []
@@ -192,29 +195,30 @@ async def test_intents_offers_and_cancel(vrm, shops, tmp_path: Path,  # noqa: F8
     finally:
         past.close()
     await vrm("sync")
-    offers = (await vrm("offers", "--json")).json()
-    assert {o["summary"]: o["status"] for o in offers} == {"Trek 520": "live",
-                                                           "Old stock": "expired"}
-    mine = (await vrm("offers", "--intent", short, "--vendor", "Shop0", "--json")).json()
-    assert [o["summary"] for o in mine] == ["Trek 520"]
-    assert "expired" in (await vrm("offers")).stdout
-    assert (await vrm("intents", "--json")).json()[1]["offers"] == 2
+    offers, mine, table, intents = await asyncio.gather(
+        vrm("offers", "--json"), vrm("offers", "--intent", short, "--vendor", "Shop0", "--json"),
+        vrm("offers"), vrm("intents", "--json"))
+    assert {o["summary"]: o["status"] for o in offers.json()} == {"Trek 520": "live",
+                                                                  "Old stock": "expired"}
+    assert [o["summary"] for o in mine.json()] == ["Trek 520"]
+    assert "expired" in table.stdout
+    assert intents.json()[1]["offers"] == 2
 
     cancelled = (await vrm("intent", "cancel", short, "--reason", "bought one",
                            "--json")).json()
     assert sorted(r["vendor"] for r in cancelled["results"]) == ["Shop0", "Shop1"]
     assert {r["status"] for r in cancelled["results"]} == {"delivered"}
     assert {lead["status"] for lead in b.crm.leads()} == {"cancelled"}
-    statuses = {i["summary"]: i["status"] for i in (await vrm("intents", "--json")).json()}
+    intents, offers, again, wrong, missing = await asyncio.gather(
+        vrm("intents", "--json"), vrm("offers", "--json"),
+        vrm("intent", "cancel", short, ok=False), vrm("intent", "cancel", "ab", ok=False),
+        vrm("intent", "cancel", ok=False))
+    statuses = {i["summary"]: i["status"] for i in intents.json()}
     assert statuses == {"Touring bike": "cancelled", "cancel": "open"}
-    offers = (await vrm("offers", "--json")).json()
-    assert {o["status"] for o in offers} == {"intent cancelled"}
-    again = await vrm("intent", "cancel", short, ok=False)
+    assert {o["status"] for o in offers.json()} == {"intent cancelled"}
     assert again.status == 1 and "already cancelled" in again.stderr
-    wrong = await vrm("intent", "cancel", "ab", ok=False)
     assert wrong.status == 1 and "at least 4" in wrong.stderr
-    missing = await vrm("intent", "cancel", ok=False)  # not an intent named "cancel"
-    assert missing.status != 0 and "INTENT" in missing.stderr
+    assert missing.status != 0 and "INTENT" in missing.stderr  # not an intent named "cancel"
     assert len((await vrm("intents", "--json")).json()) == 2
 
 
@@ -227,12 +231,16 @@ async def test_profile_unset_vendor_show_and_receipts(vrm, shops, home: Path) ->
     assert sorted(removed["changed"]) == ["phone", "postal_address.locality"]
     assert [r["status"] for r in removed["results"]] == ["delivered"]
     assert _contact(a)["phone"] is None and _contact(a)["email"] == "ann@example.org"
-    assert (await vrm("profile", "show", "--json")).json() == {"email": "ann@example.org"}
-    assert "Nothing changed" in (await vrm("profile", "unset", "phone")).stdout
-    wrong = await vrm("profile", "unset", "shoe_size", ok=False)
+    profile, again, wrong, history, text = await asyncio.gather(
+        vrm("profile", "show", "--json"), vrm("profile", "unset", "phone"),
+        vrm("profile", "unset", "shoe_size", ok=False), vrm("vendor", "show", "Shop0", "--json"),
+        vrm("vendor", "show", "1"))
+    assert profile.json() == {"email": "ann@example.org"}
+    assert "Nothing changed" in again.stdout
     assert wrong.status == 1 and "not a profile field" in wrong.stderr
+    assert "contact.update" in text.stdout and "signature verifies" in text.stdout
 
-    history = (await vrm("vendor", "show", "Shop0", "--json")).json()
+    history = history.json()
     assert history["vendor"]["name"] == "Shop0"
     request, update = history["messages"]
     assert (request["type"], request["fields"], request["delivery"]) == (
@@ -241,13 +249,12 @@ async def test_profile_unset_vendor_show_and_receipts(vrm, shops, home: Path) ->
         "contact.update", ["phone"], {"changes": {"phone": None}})
     assert all(m["receipt"]["verified"] and m["receipt"]["status"] == "accepted"
                for m in history["messages"])
-    text = (await vrm("vendor", "show", "1")).stdout
-    assert "contact.update" in text and "signature verifies" in text
-
     message = update["message_id"]
-    shown = (await vrm("receipt", message[:8], "--json")).json()
-    assert shown["verified"] is True and shown["message_type"] == "contact.update"
-    raw = await vrm("receipt", message, "--raw")
+    shown, raw, text = await asyncio.gather(
+        vrm("receipt", message[:8], "--json"), vrm("receipt", message, "--raw"),
+        vrm("receipt", message))
+    assert shown.json()["verified"] is True and shown.json()["message_type"] == "contact.update"
+    assert "verifies with the pinned key" in text.stdout
     stored = sqlite3.connect(home / "vrm.db").execute(
         "SELECT jws FROM receipts WHERE message_id = ?", (message,)).fetchone()[0]
     assert raw.stdout.encode() == bytes(stored)  # exactly as received
@@ -258,7 +265,6 @@ async def test_profile_unset_vendor_show_and_receipts(vrm, shops, home: Path) ->
     token.deserialize(raw.stdout)
     token.verify(jwk.JWK(**a.vendor.public_key.to_jwk()), alg="Ed25519")
     assert json.loads(token.payload)["thread"] == message
-    assert "verifies with the pinned key" in (await vrm("receipt", message)).stdout
 
     # A receipt spoilt in the store no longer verifies: said, and the status is 1.
     spoilt = json.loads(bytes(stored))
@@ -266,12 +272,12 @@ async def test_profile_unset_vendor_show_and_receipts(vrm, shops, home: Path) ->
     with sqlite3.connect(home / "vrm.db") as db:
         db.execute("UPDATE receipts SET jws = ? WHERE message_id = ?",
                    (json.dumps(spoilt).encode(), message))
-    bad = await vrm("receipt", message, ok=False)
+    bad, history, text, wrong = await asyncio.gather(
+        vrm("receipt", message, ok=False), vrm("vendor", "show", "Shop0", "--json"),
+        vrm("vendor", "show", "Shop0"), vrm("receipt", "nope", ok=False))
     assert bad.status == 1 and "does not verify" in bad.stderr
-    history = (await vrm("vendor", "show", "Shop0", "--json")).json()
-    assert [m["receipt"]["verified"] for m in history["messages"]] == [True, False]
-    assert "FAILS" in (await vrm("vendor", "show", "Shop0")).stdout
-    wrong = await vrm("receipt", "nope", ok=False)
+    assert [m["receipt"]["verified"] for m in history.json()["messages"]] == [True, False]
+    assert "FAILS" in text.stdout
     assert wrong.status == 1 and "no message" in wrong.stderr
 
 
@@ -290,11 +296,11 @@ async def test_vendors_with_one_name_and_erasure_asks_first(vrm, tmp_path: Path,
         sent = (await vrm("feedback", "2", "8", "--json")).json()
         assert [r["vendor_id"] for r in sent["results"]] == [2]
         assert twins[1].crm.feedback()[0]["nps_class"] == "passive"
-        assert "Twin (#2)" in (await vrm("vendor", "show", "2")).stdout
-        outbox = (await vrm("outbox")).stdout
-        assert "Twin (#1)" in outbox and "Twin (#2)" in outbox
-
-        refused = await vrm("vendor", "end", "1", "--erase", ok=False)
+        shown, outbox, refused = await asyncio.gather(
+            vrm("vendor", "show", "2"), vrm("outbox"),
+            vrm("vendor", "end", "1", "--erase", ok=False))
+        assert "Twin (#2)" in shown.stdout
+        assert "Twin (#1)" in outbox.stdout and "Twin (#2)" in outbox.stdout
         assert refused.status == 1 and "--yes" in refused.stderr
         assert twins[0].crm.contacts()[0]["erased"] == 0
         assert (await vrm("vendor", "show", "1", "--json")).json()["vendor"]["status"] == "active"
