@@ -323,13 +323,20 @@ class Agent:
         """A signed relationship.request re-stating exactly the ``shared`` fields and
         the terms proffered now, and its outbox_fields rows: fields told before and
         not now are marked removed (the vendor replaces what it holds, §5.2)."""
-        body, profile = request_body(self._profile_flat(), shared, current_terms(self.store))
+        body, fields = self._request_for(vendor, shared, current_terms(self.store))
         message, raw = self._sign(protocol.RelationshipRequest, vendor, body)
+        return message, raw, [(message.id, vendor["id"], f, int(removed))
+                              for f, removed in fields]
+
+    def _request_for(self, vendor: Mapping[str, Any], shared: Sequence[str], terms: list[str]
+                     ) -> tuple[protocol.RelationshipRequestBody, list[tuple[str, bool]]]:
+        """The body of a relationship.request stating exactly ``shared`` and ``terms``
+        to ``vendor``, and the fields it carries as (field, removed) pairs."""
+        body, profile = request_body(self._profile_flat(), shared, terms)
         told = {row["field"] for row in self.store.rows(
             "SELECT DISTINCT field FROM outbox_fields WHERE vendor_id = ?", (vendor["id"],))}
-        fields = [(message.id, vendor["id"], f, 0) for f in profile]
-        fields += [(message.id, vendor["id"], f, 1) for f in sorted(told - set(profile))]
-        return message, raw, fields
+        return body, ([(f, False) for f in profile]
+                      + [(f, True) for f in sorted(told - set(profile))])
 
     async def _deliver_one(self, message_id: str, progress: Progress | None,
                            patience: float, *, scoped: bool = True) -> DeliveryResult:
@@ -639,16 +646,8 @@ class Agent:
         checked = check_terms(terms)
         items = []
         for vendor in self._reachable(self.store.db.conn):
-            message_fields: list[tuple[str, bool]] = []
-            body, profile = request_body(self._profile_flat(), json.loads(vendor["share"]),
-                                         checked)
-            told = {row["field"] for row in self.store.rows(
-                "SELECT DISTINCT field FROM outbox_fields WHERE vendor_id = ?",
-                (vendor["id"],))}
-            message_fields += [(f, False) for f in profile]
-            message_fields += [(f, True) for f in sorted(told - set(profile))]
-            items.append((vendor, protocol.RelationshipRequest, body, None, None,
-                          message_fields))
+            body, fields = self._request_for(vendor, json.loads(vendor["share"]), checked)
+            items.append((vendor, protocol.RelationshipRequest, body, None, None, fields))
         summary = "terms: " + (", ".join(checked) or "none")
         return await self._fan_out("terms", summary, {"terms": checked}, items, send,
                                    progress, patience,
