@@ -177,8 +177,9 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
     if not results:
         _say(f"{title}: nothing to send.")
         return
+    apart = _apart(results)
     _table(title, ["vendor", "message", "status", "attempts", "detail"],
-           [(_apart(r, results), r.type, _styled(r.status), r.attempts,
+           [(apart(r), r.type, _styled(r.status), r.attempts,
              r.detail or r.receipt_status)
             for r in results])
     counts: dict[str, int] = {}
@@ -189,12 +190,13 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
         out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
 
 
-def _apart(result: DeliveryResult, results: Sequence[DeliveryResult]) -> str:
-    """The vendor's name, with its number when another vendor in ``results`` has the
-    same name (``Shop (#3)``)."""
-    twins = any(r.vendor == result.vendor and r.vendor_id != result.vendor_id
-                for r in results)
-    return f"{result.vendor} (#{result.vendor_id})" if twins else result.vendor
+def _apart(results: Sequence[DeliveryResult]) -> Callable[[DeliveryResult], str]:
+    """Name each result's vendor, with its number when another vendor in ``results``
+    has the same name (``Shop (#3)``)."""
+    ids: dict[str, set[int]] = {}
+    for r in results:
+        ids.setdefault(r.vendor, set()).add(r.vendor_id)
+    return lambda r: f"{r.vendor} (#{r.vendor_id})" if len(ids[r.vendor]) > 1 else r.vendor
 
 
 def _held_now(results: Iterable[DeliveryResult]) -> list[int]:
