@@ -296,9 +296,10 @@ async def test_vendors_with_one_name_and_erasure_asks_first(vrm, tmp_path: Path,
         sent = (await vrm("feedback", "2", "8", "--json")).json()
         assert [r["vendor_id"] for r in sent["results"]] == [2]
         assert twins[1].crm.feedback()[0]["nps_class"] == "passive"
-        shown, outbox, refused = await asyncio.gather(
+        shown, outbox, refused, intent = await asyncio.gather(
             vrm("vendor", "show", "2"), vrm("outbox"),
-            vrm("vendor", "end", "1", "--erase", ok=False))
+            vrm("vendor", "end", "1", "--erase", ok=False), vrm("intent", "Touring bike"))
+        assert "Twin (#1)" in intent.stdout and "Twin (#2)" in intent.stdout
         assert "Twin (#2)" in shown.stdout
         assert "Twin (#1)" in outbox.stdout and "Twin (#2)" in outbox.stdout
         assert refused.status == 1 and "--yes" in refused.stderr
