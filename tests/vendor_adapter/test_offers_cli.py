@@ -186,3 +186,16 @@ def test_serve_help_shows_every_default() -> None:
                     "(default: 1000", "(default: http://HOST:PORT)",
                     '"VRM vendor" in a new one'):
         assert default in text, default
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["offer", "withdraw", "--db", "x.db"],
+     "vrm-vendor offer withdraw: name the offer to withdraw; `vrm-vendor offers` lists them"),
+    (["offers", "--lead", "1"], "vrm-vendor offers: --db is required"),
+    (["offers", "--db", "x.db", "--lead"], "--lead needs a value"),
+])
+def test_offer_command_line_mistakes(argv: list[str], words: str, tmp_path: Any) -> None:
+    result = subprocess.run([sys.executable, "-m", "vendor_adapter.cli", *argv], env=ENV,
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    fails(result, words)
+    assert result.returncode == 2 and not (tmp_path / "x.db").exists()
