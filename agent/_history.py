@@ -2,8 +2,9 @@
 
 :func:`vendor_history` lists every message sent in one relationship (time,
 type, the fields it carried, delivery status) beside its receipt, whose
-signature is checked again, now, with the vendor's pinned key.
-:func:`find_receipt` does the same for one message, named by its id or a
+signature is checked again, now, with the vendor's pinned key. (The
+``messages.fetch`` polls of ``vrm sync`` are signed and sent at once, never
+queued, so they are not part of it.) :func:`find_receipt` does the same for one message, named by its id or a
 unique prefix of it.
 
 Checking a receipt again (:func:`verify_receipt`) is RFC 7515 §5.2 over the
