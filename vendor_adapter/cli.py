@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ._errors import VendorAdapterError
+from ._errors import NotAVendorDatabase, VendorAdapterError, VendorNotFound
 from ._identity import PASSPHRASE_ENV
 from ._mapping import MAPPINGS
 from ._vendor import Vendor
@@ -135,7 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", required=True, help="the vendor database (created on first run)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
-    serve.add_argument("--name", help="the vendor's name (default: the only vendor in --db)")
+    serve.add_argument("--name", help="the vendor's name, matched case-insensitively "
+                                      "(default: the only vendor in --db)")
     serve.add_argument("--public-url", help="the base URL people's agents use, if behind a proxy")
     # The defaults are ServerLimits' (not imported here: aiohttp loads only to serve).
     serve.add_argument("--header-timeout", type=_positive("--header-timeout", float),
@@ -145,6 +147,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=_positive("--max-connections", int),
                        metavar="N", help="answer 503 to connections beyond this many "
                                          "(default: 1000, or fewer if the open-file limit is low)")
+    serve.add_argument("--max-connections-per-client", metavar="N",
+                       type=_positive("--max-connections-per-client", int),
+                       help="answer 503 to connections beyond this many from one client "
+                            "address, an IPv6 client's /64 (default: 100)")
+    serve.add_argument("--write-timeout", type=_positive("--write-timeout", float),
+                       metavar="SECONDS",
+                       help="drop a client that reads none of its answers for this long "
+                            "(default: 30)")
+    serve.add_argument("--max-pipelined", type=_positive("--max-pipelined", int), metavar="N",
+                       help="read at most this many requests ahead of the one being answered "
+                            "(default: 16)")
+    serve.add_argument("--max-queued-bytes", type=_positive("--max-queued-bytes", int),
+                       metavar="BYTES",
+                       help="make no more answers for a client with this many bytes of answers "
+                            "unread (default: 65536)")
+    serve.add_argument("--new-vendor", action="store_true",
+                       help="add the vendor named by --name to a database that holds other "
+                            "vendors (never done without it)")
 
     crm = commands.add_parser("crm", help="list CRM records")
     crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS), metavar="KIND",
@@ -171,6 +191,11 @@ def _passphrase() -> str:
     if not passphrase:
         raise CliError(f"set {PASSPHRASE_ENV} to the passphrase that seals the vendor key "
                        "(choose one on first run, and keep it)")
+    try:
+        passphrase.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, kept as lone surrogates
+        raise CliError(f"{PASSPHRASE_ENV} is not valid UTF-8 text; set it to the passphrase "
+                       "in UTF-8") from None
     return passphrase
 
 
@@ -183,12 +208,47 @@ def _open_existing(args: argparse.Namespace) -> Vendor:
 
 # --- commands -----------------------------------------------------------------------
 
+def _open_for_serving(args: argparse.Namespace) -> Vendor:
+    """The vendor ``serve`` serves. A missing or empty ``--db`` is created with a
+    new vendor. A non-empty file must already hold a vendor (any other SQLite
+    file is refused, untouched), and a vendor is added to it, with a key of its
+    own, only with ``--new-vendor``. Names match case-insensitively. Nothing is
+    left behind when a new file cannot be made a vendor database."""
+    passphrase = _passphrase()
+    path = args.db
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        created = not os.path.exists(path)
+        try:
+            return Vendor.open(path, name=args.name, passphrase=passphrase)
+        except BaseException:
+            if created:
+                for leftover in (path, path + "-wal", path + "-shm", path + "-journal"):
+                    with contextlib.suppress(OSError):
+                        os.remove(leftover)
+            raise
+    try:
+        return Vendor.open(path, name=args.name, passphrase=passphrase, create=False)
+    except NotAVendorDatabase:
+        raise CliError(f"{path} is not a vendor database (it holds no vendor); point --db at "
+                       "a new file, or at one that `vrm-vendor serve` made") from None
+    except VendorNotFound:
+        if args.name is None or not args.new_vendor:
+            if args.name is None:
+                raise
+            raise CliError(f"{path} holds no vendor named {args.name!r}; to add one, with a "
+                           "key of its own, add --new-vendor") from None
+    return Vendor.open(path, name=args.name, passphrase=passphrase)
+
+
 async def _serve(args: argparse.Namespace) -> None:
     from .aiohttp import ServerLimits, serve, vrm_app
 
-    chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections}
+    chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections,
+              "max_connections_per_client": args.max_connections_per_client,
+              "write_timeout": args.write_timeout, "max_pipelined": args.max_pipelined,
+              "max_queued_bytes": args.max_queued_bytes}
     limits = ServerLimits(**{name: value for name, value in chosen.items() if value is not None})
-    vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase())
+    vendor = _open_for_serving(args)
     try:
         try:
             runner = await serve(vrm_app(vendor, public_base_url=args.public_url),

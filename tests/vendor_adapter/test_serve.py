@@ -236,7 +236,9 @@ async def test_a_websocket_through_the_guard_ends_when_its_client_does() -> None
 
 
 def test_limits_must_make_sense() -> None:
-    for bad in ({"header_timeout": 0}, {"idle_timeout": -1}, {"max_connections": 0}):
+    for bad in ({"header_timeout": 0}, {"idle_timeout": -1}, {"max_connections": 0},
+                {"write_timeout": 0}, {"max_connections_per_client": 0}, {"max_pipelined": 0},
+                {"max_queued_bytes": 0}):
         with pytest.raises(ValueError):
             ServerLimits(**bad)
 
@@ -248,4 +250,4 @@ def test_the_aiohttp_internals_the_guard_reads_are_there() -> None:
     for klass in web.RequestHandler.__mro__:
         slots.update(getattr(klass, "__slots__", ()))
     assert {"_request_count", "_messages", "_waiter", "_request_in_progress",
-            "_upgraded"} <= slots
+            "_upgraded", "_max_msg_queue_size", "_msg_queue_resume_size"} <= slots
