@@ -62,10 +62,12 @@ _INBOX = "/inbox"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    """The first value of header ``name`` (lower case), as latin-1 text (RFC 9110 §5.5)."""
+    """The first value of header ``name`` (lower case), as text the way aiohttp
+    reads it (UTF-8, a byte that is not UTF-8 kept as a lone surrogate), so that
+    both bindings quote a header value alike."""
     for key, value in scope.get("headers") or ():
         if key.lower() == name:
-            return bytes(value).decode("latin-1")
+            return bytes(value).decode("utf-8", "surrogateescape")
     return None
 
 
