@@ -6,13 +6,14 @@
     # POST /shop/vrm/inbox             messages from people's agents
 
 Everything protocol-related happens in the framework-free core
-(``Vendor.handle``); this file only reads the body safely and writes the
-response.
+(``Vendor.handle``, and the HTTP rules of ``_http``, which the ASGI binding
+shares); this file only reads the body safely and writes the response.
 
 To serve it on a socket of its own, as ``vrm-vendor serve`` does, use
 ``serve(app, host=..., port=...)`` or ``GuardedAppRunner`` in place of
-``web.AppRunner``: they add what aiohttp leaves to a reverse proxy, a time
-limit on request heads and a cap on connections (``ServerLimits``).
+``web.AppRunner``: they add what aiohttp leaves to a reverse proxy, time
+limits on request heads and on clients that do not read their answers, and
+caps on connections, in all and per client address (``ServerLimits``).
 """
 
 from __future__ import annotations
