@@ -28,13 +28,17 @@ which:
   the timer runs while the connection's send buffer is full (more than
   ``max_queued_bytes`` waiting, which is also when aiohttp stops producing
   answers), and a client that reads nothing for that long is dropped
-  (the connection is aborted). Without it, a client that pipelines requests
+  (the connection is aborted). The socket's kernel buffer is bounded to
+  ``max_queued_bytes`` too, and on Linux TCP_USER_TIMEOUT drops a connection
+  whose answers sat in the kernel, unread, for twice ``write_timeout``. Without it, a client that pipelines requests
   and never reads the answers holds its connection for ever: neither the
   head, the body nor the idle timer runs while an answer waits to be written.
   This is nginx's send_timeout;
-- reads at most ``max_pipelined`` requests ahead of the one being answered
-  (aiohttp's own queue bound, set per connection; reading pauses until the
-  queue drains);
+- stops reading a connection once ``max_pipelined`` requests wait behind the
+  one being answered (aiohttp's own queue bound, set per connection; reading
+  resumes when half have been answered). aiohttp's parser hands over at most
+  32 requests from one read, so the queue never holds more than
+  ``max(max_pipelined, 32)``;
 - caps the connections one client address holds (``max_connections_per_client``;
   an IPv6 client is its /64, as one host is usually given a /64): one beyond
   the cap is answered 503 and closed, like one beyond ``max_connections``.
@@ -52,6 +56,7 @@ tests/vendor_adapter/test_serve.py fails if an aiohttp upgrade changes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -86,12 +91,13 @@ class ServerLimits:
     #: Seconds an answer may wait, with the send buffer full, for the client to
     #: read; then the connection is dropped.
     write_timeout: float = 30.0
-    #: Requests read ahead of the one being answered (HTTP/1.1 pipelining); then
-    #: the connection is not read until answers make room.
+    #: Requests waiting behind the one being answered (HTTP/1.1 pipelining) at
+    #: which the connection is no longer read until answers make room.
     max_pipelined: int = 16
-    #: Bytes of answers queued for a client that does not read (the send buffer's
-    #: high-water mark) before no more answers are made for it and the
-    #: ``write_timeout`` clock runs.
+    #: Bytes of answers queued for a client that does not read before no more
+    #: answers are made for it and the ``write_timeout`` clock runs: the event
+    #: loop's send buffer (high-water mark) and the socket's (SO_SNDBUF, which
+    #: Linux doubles) each hold this much, plus the answer being written.
     max_queued_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
@@ -170,22 +176,32 @@ def _client_of(transport: asyncio.BaseTransport) -> str | None:
     return str(address)
 
 
+def _bound_the_kernel_buffer(transport: asyncio.BaseTransport, queued: int) -> None:
+    """Bound what the kernel holds for the client too: its send buffer
+    (SO_SNDBUF; Linux doubles the value for its bookkeeping) is ``queued``
+    bytes, not the megabytes autotuning grows to. Otherwise a client that never
+    reads would sit behind megabytes of answers the event loop never sees, idle
+    as far as the loop can tell, and cost that much kernel memory. Answers are
+    at most 64 KiB, so this still carries one whole answer at a time."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(queued, 4096))
+
+
 def _kernel_write_timeout(transport: asyncio.BaseTransport, seconds: float) -> None:
-    """The same deadline for what the kernel holds: TCP_USER_TIMEOUT (RFC 5482;
+    """A deadline for what the kernel holds: TCP_USER_TIMEOUT (RFC 5482;
     Linux tcp(7)) drops a connection whose sent data stays unacknowledged, or
     unsent because the client's window is closed (it reads nothing), for that
-    long. The socket's own send buffer holds megabytes of answers that the
-    event loop never sees, so a client that never reads would otherwise sit
-    behind it, idle as far as the loop can tell. Where the option does not
-    exist (not Linux), the event loop's timer alone applies."""
+    long. Where the option does not exist (not Linux), the event loop's timer
+    alone applies, once the bounded kernel buffer is full."""
     option = getattr(socket, "TCP_USER_TIMEOUT", None)
     sock = transport.get_extra_info("socket")
     if option is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
-    try:
+    with contextlib.suppress(OSError):  # a kernel without it
         sock.setsockopt(socket.IPPROTO_TCP, option, max(1, int(seconds * 1000)))
-    except OSError:  # pragma: no cover - a kernel without it
-        pass
 
 
 class _Shared:
@@ -255,7 +271,12 @@ class _Guard(asyncio.Protocol):
         if isinstance(transport, asyncio.WriteTransport):
             # pause_writing comes once this much waits unsent (low-water: a quarter).
             transport.set_write_buffer_limits(high=shared.limits.max_queued_bytes)
-        _kernel_write_timeout(transport, shared.limits.write_timeout)
+        _bound_the_kernel_buffer(transport, shared.limits.max_queued_bytes)
+        # Twice as long: the event loop's timer comes first when answers pile up
+        # (and its abort resets the connection, so the client learns); this is
+        # the backstop for a few answers that sit in the kernel buffer, where the
+        # kernel drops the connection without a word.
+        _kernel_write_timeout(transport, 2 * shared.limits.write_timeout)
         self._inner.connection_made(transport)
         # A new connection owes its first request head from now on.
         self._arm()
