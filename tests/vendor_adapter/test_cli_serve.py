@@ -229,3 +229,10 @@ def test_a_passphrase_that_is_not_utf_8_is_one_sentence_and_leaves_nothing(
     result = run("serve", "--db", str(db), "--port", "0", env=env)
     one_sentence(result, "VRM_VENDOR_PASSPHRASE is not valid UTF-8")
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_the_library_refuses_such_a_passphrase_before_touching_a_file(tmp_path: Any) -> None:
+    from vendor_adapter import PassphraseError, Vendor
+    with pytest.raises(PassphraseError, match="UTF-8"):
+        Vendor.open(tmp_path / "new.db", passphrase="caf\udce9")
+    assert os.listdir(tmp_path) == []
