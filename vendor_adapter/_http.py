@@ -6,8 +6,9 @@ aiohttp binding (``vendor_adapter.aiohttp``) and the ASGI binding
 (``vendor_adapter.asgi``) only read requests and write these answers, so both
 answer every input with the same status, headers and bytes.
 
-- ``refused_on_the_head``: 415 for a media type we would not parse, 413 for a
-  ``Content-Length`` over the limit (RFC 9110 §15.5.14), before any body is read;
+- ``refused_on_the_head``: 415 for a content coding or a media type we would
+  not parse, 413 for a ``Content-Length`` over the limit (RFC 9110 §15.5.14),
+  before any body is read;
 - ``BodyLimit``: the body as it streams in, never more than ``max_body`` bytes
   kept; the first byte beyond is 413;
 - ``expectation``: ``Expect`` (RFC 9110 §10.1.1), 417 for anything but
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from ._vendor import Vendor
 
 __all__ = ["InboxLimits", "BodyLimit", "refused_on_the_head", "expectation", "valid_host",
-           "inbox_url", "discovery_response", "TOO_LARGE", "BODY_TIMEOUT", "INCOMPLETE",
+           "inbox_url", "discovery_response", "TOO_LARGE", "BODY_TIMEOUT", "INCOMPLETE", "CODED",
            "BAD_HOST", "EXPECTATION_FAILED", "NOT_FOUND", "METHOD_NOT_ALLOWED"]
 
 log = logging.getLogger("vendor_adapter.inbox")
@@ -62,6 +63,8 @@ BODY_TIMEOUT = problem_response(protocol.RequestTimeout(
     "the message body did not arrive in time").to_problem(), 408)
 INCOMPLETE = problem_response(protocol.MalformedMessage(
     "the message body ended early").to_problem(), 400)
+CODED = problem_response(protocol.UnsupportedMediaType(
+    "send messages without a Content-Encoding (no gzip, no deflate)").to_problem(), 415)
 BAD_HOST = problem_response(protocol.MalformedMessage(
     "the Host header does not name a host this document can point to").to_problem(), 400)
 #: aiohttp's own wording and media type for these, kept so that both bindings agree.
@@ -73,10 +76,16 @@ METHOD_NOT_ALLOWED = Response(405, "text/plain; charset=utf-8",
 
 
 def refused_on_the_head(content_type: str | None, content_length: int | None,
-                        limits: InboxLimits) -> Response | None:
+                        limits: InboxLimits, *, content_encoding: str | None = None
+                        ) -> Response | None:
     """A refusal the request head decides, before any of the body is read: a
+    content coding (415, RFC 9110 §8.4.1: a message is sent as it was signed,
+    and no server's decompressor is trusted with what it would unpack), a
     media type we would not parse (415), or a Content-Length over the limit
     (413, RFC 9110 §15.5.14). ``None``: read the body."""
+    if content_encoding is not None and content_encoding.strip().lower() not in ("",
+                                                                                 "identity"):
+        return CODED
     if content_type is not None or content_length:
         try:
             check_media_type(content_type)

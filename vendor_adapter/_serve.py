@@ -449,6 +449,10 @@ class GuardedAppRunner(web.AppRunner):
     def __init__(self, app: web.Application, *, limits: ServerLimits = ServerLimits(),
                  **kwargs: Any) -> None:
         kwargs.setdefault("keepalive_timeout", limits.idle_timeout)
+        # Bodies are taken as sent: the inbox refuses a content coding (415), and a
+        # body aiohttp discards unread (after a 404 or 405) is never decoded, so a
+        # "gzip" body that is not gzip is no error in aiohttp's log.
+        kwargs.setdefault("auto_decompress", False)
         super().__init__(app, **kwargs)
         self.limits = limits
         self.stats = ConnectionStats()

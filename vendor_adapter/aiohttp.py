@@ -149,7 +149,8 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
 
     async def inbox(request: web.Request) -> web.Response:
         content_type = request.headers.get("Content-Type")
-        refusal = refused_on_the_head(content_type, request.content_length, limits)
+        refusal = refused_on_the_head(content_type, request.content_length, limits,
+                                      content_encoding=request.headers.get("Content-Encoding"))
         if refusal is not None:
             return await _answer_and_close(request, refusal)
         body = await _read_body(request, limits)
@@ -161,7 +162,8 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
         # A client that waits for "100 Continue" before sending its body learns
         # of a refusal the head decides without sending the body at all.
         refusal = refused_on_the_head(request.headers.get("Content-Type"),
-                                      request.content_length, limits)
+                                      request.content_length, limits,
+                                      content_encoding=request.headers.get("Content-Encoding"))
         if refusal is not None:
             return await _answer_and_close(request, refusal)
         return await _expect(request)

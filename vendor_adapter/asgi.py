@@ -149,7 +149,8 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
 
     async def inbox(scope: Scope, receive: Receive, answer: _Answer) -> None:
         content_type = _header(scope, b"content-type")
-        refusal = refused_on_the_head(content_type, _content_length(scope), limits)
+        refusal = refused_on_the_head(content_type, _content_length(scope), limits,
+                                      content_encoding=_header(scope, b"content-encoding"))
         if refusal is not None:
             return await answer(refusal, close=True)
         expect = _header(scope, b"expect")

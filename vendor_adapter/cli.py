@@ -156,8 +156,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="drop a client that reads none of its answers for this long "
                             "(default: 30)")
     serve.add_argument("--max-pipelined", type=_positive("--max-pipelined", int), metavar="N",
-                       help="read at most this many requests ahead of the one being answered "
-                            "(default: 16)")
+                       help="stop reading a connection while this many requests wait "
+                            "behind the one being answered (default: 16)")
     serve.add_argument("--max-queued-bytes", type=_positive("--max-queued-bytes", int),
                        metavar="BYTES",
                        help="make no more answers for a client with this many bytes of answers "
@@ -232,9 +232,9 @@ def _open_for_serving(args: argparse.Namespace) -> Vendor:
         raise CliError(f"{path} is not a vendor database (it holds no vendor); point --db at "
                        "a new file, or at one that `vrm-vendor serve` made") from None
     except VendorNotFound:
-        if args.name is None or not args.new_vendor:
-            if args.name is None:
-                raise
+        if args.name is None:  # several vendors, and none named: the message says so
+            raise
+        if not args.new_vendor:
             raise CliError(f"{path} holds no vendor named {args.name!r}; to add one, with a "
                            "key of its own, add --new-vendor") from None
     return Vendor.open(path, name=args.name, passphrase=passphrase)

@@ -9,6 +9,7 @@ Only the slow request head is aiohttp-only: it tests ``GuardedAppRunner``
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import sqlite3
 from typing import Any
@@ -326,6 +327,21 @@ async def test_a_body_over_64_kib_is_refused(inbox: Inbox, attacker: Person) -> 
     assert result.status == 413
     assert result.problem()["type"] == URN + "too-large"
     assert inbox.snapshot() == before
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "x-unknown"])
+async def test_a_body_with_a_content_coding_is_refused(inbox: Inbox, attacker: Person,
+                                                       coding: str) -> None:
+    # A message is verified over the bytes as signed; a server that unpacked
+    # gzip would also unpack a small body into gigabytes. Both bindings refuse
+    # any coding on the head, before reading (aiohttp once decompressed it).
+    raw = attacker.message("feedback", {"score": 5})
+    body = gzip.compress(raw) if coding == "gzip" else raw
+    await refused(inbox, body, 415, "unsupported-media-type",
+                  headers={**JOSE, "Content-Encoding": coding})
+    # "identity" is no coding at all
+    code, _, _ = await inbox.post(raw, {**JOSE, "Content-Encoding": "identity"})
+    assert code == 200
 
 
 def exchange_with(inbox: Inbox, head: bytes, chunks: list[bytes], **options: Any) -> Any:

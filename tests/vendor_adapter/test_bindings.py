@@ -148,6 +148,7 @@ async def test_the_same_bytes_for_every_kind_of_answer(twins: Twins, monkeypatch
             (post(b"", length=10 * 1024 * 1024), b""),
             (post(b"", "application/jose+json", "Expect: 100-continue", length=1 << 20), b""),
             (post(request, "application/jose+json", "Expect: 200-ok"), request),
+            (post(request, "application/jose+json", "Content-Encoding: gzip"), request),
             (request_head(None).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"),
              b"%x\r\n%s\r\n" % (70_000, b"a" * 70_000)),
             (post(request[:100]), request[:100])):
