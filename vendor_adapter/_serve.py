@@ -86,7 +86,8 @@ class ServerLimits:
     #: the process's open-file limit less a margin, if that is smaller.
     max_connections: int = 1000
     #: Connections one client address (an IPv6 client's /64) may hold at once;
-    #: further ones from it get 503 and are closed.
+    #: further ones from it get 503 and are closed. Behind a reverse proxy all
+    #: connections come from the proxy: raise it to ``max_connections`` there.
     max_connections_per_client: int = 100
     #: Seconds an answer may wait, with the send buffer full, for the client to
     #: read; then the connection is dropped.
