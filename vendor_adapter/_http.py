@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["InboxLimits", "BodyLimit", "refused_on_the_head", "expectation", "valid_host",
            "inbox_url", "discovery_response", "TOO_LARGE", "BODY_TIMEOUT", "INCOMPLETE", "CODED",
-           "BAD_HOST", "EXPECTATION_FAILED", "NOT_FOUND", "METHOD_NOT_ALLOWED"]
+           "BAD_HOST", "EXPECTATION_FAILED", "NOT_FOUND", "METHOD_NOT_ALLOWED", "METHODS",
+           "INBOX_PATH"]
 
 log = logging.getLogger("vendor_adapter.inbox")
 
@@ -71,8 +72,14 @@ BAD_HOST = problem_response(protocol.MalformedMessage(
 EXPECTATION_FAILED = Response(417, "text/plain; charset=utf-8",
                               b"only Expect: 100-continue is understood", ())
 NOT_FOUND = Response(404, "text/plain; charset=utf-8", b"404: Not Found", ())
-METHOD_NOT_ALLOWED = Response(405, "text/plain; charset=utf-8",
-                              b"405: Method Not Allowed", ())
+#: The endpoints and their methods (aiohttp's router adds HEAD to GET); a 405
+#: names the allowed ones in ``Allow`` (RFC 9110 §15.5.6).
+INBOX_PATH = "/inbox"
+METHODS = {protocol.WELL_KNOWN_PATH: ("GET", "HEAD"), INBOX_PATH: ("POST",)}
+METHOD_NOT_ALLOWED = {path: Response(405, "text/plain; charset=utf-8",
+                                     b"405: Method Not Allowed",
+                                     (("Allow", ",".join(methods)),))
+                      for path, methods in METHODS.items()}
 
 
 def refused_on_the_head(content_type: str | None, content_length: int | None,

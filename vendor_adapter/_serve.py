@@ -22,18 +22,18 @@ which:
   without a word; here a body that the FIN cut short reaches the handler as an
   error, and the inbox answers 400 (problem ``malformed``);
 - answers 400 (problem ``malformed``), not 500, when header bytes that are not
-  UTF-8 make aiohttp or the application fail (``_undecodable_text_is_400``).
-
+  UTF-8 make aiohttp or the application fail (``_undecodable_text_is_400``);
 - gives each answer ``write_timeout`` seconds to be handed to the network:
   the timer runs while the connection's send buffer is full (more than
   ``max_queued_bytes`` waiting, which is also when aiohttp stops producing
   answers), and a client that reads nothing for that long is dropped
   (the connection is aborted). The socket's kernel buffer is bounded to
   ``max_queued_bytes`` too, and on Linux TCP_USER_TIMEOUT drops a connection
-  whose answers sat in the kernel, unread, for twice ``write_timeout``. Without it, a client that pipelines requests
-  and never reads the answers holds its connection for ever: neither the
-  head, the body nor the idle timer runs while an answer waits to be written.
-  This is nginx's send_timeout;
+  whose answers sat in the kernel, unread, for twice ``write_timeout``.
+  Without it, a client that pipelines requests and never reads the answers
+  holds its connection for ever: neither the head, the body nor the idle
+  timer runs while an answer waits to be written. This is nginx's
+  send_timeout;
 - stops reading a connection once ``max_pipelined`` requests wait behind the
   one being answered (aiohttp's own queue bound, set per connection; reading
   resumes when half have been answered). aiohttp's parser hands over at most

@@ -29,6 +29,7 @@ import protocol
 from ._core import UNAVAILABLE, Response
 from ._http import (
     BODY_TIMEOUT,
+    INBOX_PATH,
     INCOMPLETE,
     BodyLimit,
     InboxLimits,
@@ -169,6 +170,6 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
         return await _expect(request)
 
     app.router.add_get(protocol.WELL_KNOWN_PATH, discovery, name="discovery",
-                       expect_handler=_expect)
-    app.router.add_post("/inbox", inbox, name="inbox", expect_handler=inbox_expect)
+                       expect_handler=_expect)  # and HEAD (_http.METHODS)
+    app.router.add_post(INBOX_PATH, inbox, name="inbox", expect_handler=inbox_expect)
     return app

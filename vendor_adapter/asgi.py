@@ -37,8 +37,10 @@ import protocol
 from ._core import UNAVAILABLE, Response
 from ._http import (
     BODY_TIMEOUT,
+    INBOX_PATH,
     INCOMPLETE,
     METHOD_NOT_ALLOWED,
+    METHODS,
     NOT_FOUND,
     BodyLimit,
     InboxLimits,
@@ -57,8 +59,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_INBOX = "/inbox"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -88,12 +88,12 @@ class _Answer:
         self._send = send
         self.started = False
 
-    async def __call__(self, response: Response, *, close: bool = False, head: bool = False,
-                       extra: tuple[tuple[str, str], ...] = ()) -> None:
+    async def __call__(self, response: Response, *, close: bool = False,
+                       head: bool = False) -> None:
         headers = [(b"content-type", response.content_type.encode("latin-1")),
                    (b"content-length", str(len(response.body)).encode("ascii"))]
         headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                    for name, value in (*response.headers, *extra)]
+                    for name, value in response.headers]
         if close:
             # As aiohttp's force_close: the server closes once this is sent,
             # without reading the rest of the body.
@@ -102,6 +102,13 @@ class _Answer:
         await self._send({"type": "http.response.start", "status": response.status,
                           "headers": headers})
         await self._send({"type": "http.response.body", "body": b"" if head else response.body})
+
+
+def _expectation(scope: Scope) -> Response | None:
+    expect = _header(scope, b"expect")
+    if expect is None:
+        return None
+    return expectation(expect, http_11=scope.get("http_version", "1.1") == "1.1")
 
 
 async def _read_body(receive: Receive, limits: InboxLimits) -> bytes | Response:
@@ -153,9 +160,7 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
                                       content_encoding=_header(scope, b"content-encoding"))
         if refusal is not None:
             return await answer(refusal, close=True)
-        expect = _header(scope, b"expect")
-        if expect is not None and (refusal := expectation(
-                expect, http_11=scope.get("http_version", "1.1") == "1.1")) is not None:
+        if (refusal := _expectation(scope)) is not None:
             return await answer(refusal)
         # A "100 Continue" is the server's to send, at the first receive().
         body = await _read_body(receive, limits)
@@ -163,15 +168,15 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
             return await answer(body, close=True)
         await answer(await vendor.handle(body, content_type))
 
-    async def discovery(scope: Scope, answer: _Answer) -> None:
-        expect = _header(scope, b"expect")
-        if expect is not None and (refusal := expectation(
-                expect, http_11=scope.get("http_version", "1.1") == "1.1")) is not None:
+    async def discovery(scope: Scope, receive: Receive, answer: _Answer) -> None:
+        if (refusal := _expectation(scope)) is not None:
             return await answer(refusal)
         await answer(discovery_response(
             vendor, public_base_url=public_base_url, scheme=scope.get("scheme", "http"),
-            host=_header(scope, b"host"), inbox_path=scope.get("root_path", "") + _INBOX),
+            host=_header(scope, b"host"), inbox_path=scope.get("root_path", "") + INBOX_PATH),
             head=scope["method"] == "HEAD")
+
+    endpoints = {protocol.WELL_KNOWN_PATH: discovery, INBOX_PATH: inbox}
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -184,16 +189,11 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
             path, root = scope["path"], scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root):]
-            method = scope["method"]
-            if path == protocol.WELL_KNOWN_PATH:
-                if method in ("GET", "HEAD"):
-                    return await discovery(scope, answer)
-                return await answer(METHOD_NOT_ALLOWED, extra=(("Allow", "GET,HEAD"),))
-            if path == _INBOX:
-                if method == "POST":
-                    return await inbox(scope, receive, answer)
-                return await answer(METHOD_NOT_ALLOWED, extra=(("Allow", "POST"),))
-            return await answer(NOT_FOUND)
+            if path not in METHODS:
+                return await answer(NOT_FOUND)
+            if scope["method"] not in METHODS[path]:
+                return await answer(METHOD_NOT_ALLOWED[path])
+            return await endpoints[path](scope, receive, answer)
         except Exception:
             # The last line of "no input produces a 500", as in the aiohttp binding.
             log.exception("the VRM endpoint failed on %s %s; answered 503",

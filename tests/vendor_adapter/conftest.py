@@ -437,6 +437,7 @@ def request_head(length: int | None, ctype: str = "application/jose+json", *,
             f"{framing}\r\n\r\n").encode("latin-1")
 
 
-__all__ = ["UvicornServer", "HttpClient", "asgi_mounts", "BINDINGS", "Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
+__all__ = ["UvicornServer", "HttpClient", "asgi_mounts", "BINDINGS",
+           "Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
            "timedelta", "GuardedTestServer", "SERVER_LIMITS", "Exchange", "exchange",
            "request_head", "database_snapshot", "crm_records"]
