@@ -44,18 +44,19 @@ import asyncio
 import json
 import random
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import protocol
 
-from ._http import Http, HttpAnswer, Limits, TransportFailure
+from ._http import Http, HttpAnswer, Limits, TransportFailure, read_answer
+from ._errors import StoreError
 from ._store import Store, from_ts, ts
 
-__all__ = ["DeliveryResult", "Progress", "Deliverer", "Exchange", "classify", "backoff",
-           "fail_unsendable"]
+__all__ = ["DeliveryResult", "Progress", "Deliverer", "Exchange", "classify", "judge",
+           "answer_text", "backoff", "fail_unsendable", "MAX_DETAIL_CHARS"]
 
 #: ``progress(done, total, result)`` after each message attempted.
 Progress = Callable[[int, int, "DeliveryResult"], None]
@@ -121,24 +122,76 @@ def backoff(attempts: int, limits: Limits, rng: random.Random,
     return delay
 
 
+#: Text kept from an answer (a problem's detail, why an answer was refused) is cut
+#: to this many characters.
+MAX_DETAIL_CHARS = 300
+#: A problem document larger than this is not read: its status says enough.
+_MAX_PROBLEM_BYTES = 16 * 1024
+
+
+def answer_text(text: object) -> str:
+    """Text from an answer, made fit to store and show: valid UTF-8 (a lone
+    surrogate is escaped), at most :data:`MAX_DETAIL_CHARS` characters, and every
+    control and bidirectional character escaped (``protocol.display_text``).
+    Neutralised here, once, when it is stored: every later reader (the CLI, the
+    dashboard, ``vrm export``) gets text that is safe as it is."""
+    return protocol.display_text(text, limit=MAX_DETAIL_CHARS)
+
+
 def _problem_detail(answer: HttpAnswer) -> str:
+    """The ``detail`` (else ``title``, else ``type``) of a problem document
+    (RFC 9457), else ``HTTP <status>``. Any body: too large, nested too deep,
+    not UTF-8, not JSON, not an object, members that are not strings."""
+    fallback = f"HTTP {answer.status}"
+    if len(answer.body) > _MAX_PROBLEM_BYTES:
+        return fallback
     try:
         problem = json.loads(answer.body)
-        if isinstance(problem, dict):
-            text = problem.get("detail") or problem.get("title") or problem.get("type")
-            if text:
-                kind = problem.get("type")
-                return f"{text} ({kind})" if kind and kind != text else str(text)
-    except (ValueError, UnicodeDecodeError):
-        pass
-    return f"HTTP {answer.status}"
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return fallback
+    if not isinstance(problem, dict):
+        return fallback
+    kind = problem.get("type")
+    kind = kind if isinstance(kind, str) else None
+    text = next((value for value in (problem.get("detail"), problem.get("title"), kind)
+                 if isinstance(value, str) and value), None)
+    if text is None:
+        return fallback
+    return f"{text} ({kind})" if kind and kind != text else text
 
 
 def classify(answer: HttpAnswer, *, message_id: str, recipient: str,
              vendor_key: protocol.PublicKey, now: datetime) -> Exchange:
-    """Judge one HTTP answer to the message ``message_id`` (pure; see the module table)."""
+    """Judge one HTTP answer to the message ``message_id`` (pure; see the module table).
+
+    Total: whatever the status, headers and body, the verdict is an
+    :class:`Exchange` for this vendor alone, and never an exception; its
+    ``detail`` has passed through :func:`answer_text`. An answer that cannot
+    even be judged counts as no answer (transient), so a hostile vendor's
+    answer costs that vendor's message a retry and nobody else anything."""
+    try:
+        verdict = _judge(answer, message_id=message_id, recipient=recipient,
+                         vendor_key=vendor_key, now=now)
+    except Exception as exc:  # noqa: BLE001 - the last resort: judge, never stop
+        verdict = Exchange("transient", f"HTTP {answer.status}: the answer could not be "
+                           f"read ({type(exc).__name__})", http_status=answer.status)
+    if verdict.detail is not None:
+        verdict = replace(verdict, detail=answer_text(verdict.detail))
+    return verdict
+
+
+def judge(status: int, headers: Mapping[str, str], body: bytes, *, message_id: str,
+          recipient: str, vendor_key: protocol.PublicKey, now: datetime) -> Exchange:
+    """Judge an answer from its raw parts, the status, header values and body as
+    they came (:func:`agent._http.read_answer`, then :func:`classify`). Total."""
+    return classify(read_answer(status, headers, body, now=now), message_id=message_id,
+                    recipient=recipient, vendor_key=vendor_key, now=now)
+
+
+def _judge(answer: HttpAnswer, *, message_id: str, recipient: str,
+           vendor_key: protocol.PublicKey, now: datetime) -> Exchange:
     status = answer.status
-    if status in (429,) or status >= 500:
+    if status == 429 or status >= 500 or status < 100:
         return Exchange("transient", f"HTTP {status}", retry_after=answer.retry_after,
                         http_status=status)
     if status in (200, 410, 422) and answer.content_type == protocol.MEDIA_TYPE:
@@ -230,6 +283,10 @@ class _Batch:
         return len(self.outbox)
 
 
+#: What writing a result can raise: the store's own failure, or a value SQLite
+#: cannot bind (UnicodeEncodeError for a lone surrogate, OverflowError).
+_WRITE_ERRORS = (StoreError, sqlite3.Error, ValueError, OverflowError)
+
 #: The outbox status a verdict leaves a message in.
 _OUTCOME = {"delivered": "delivered", "rejected": "rejected", "ended": "failed",
             "transient": "pending", "key-changed": "failed"}
@@ -256,13 +313,23 @@ class Deliverer:
 
     async def exchange(self, inbox: str, raw: bytes, *, message_id: str, recipient: str,
                        vendor_jwk: str) -> Exchange:
-        """POST one message and judge the answer."""
+        """POST one message and judge the answer: always a verdict, never an exception.
+
+        A pinned key that the protocol refuses (a weak key pinned before such keys
+        were refused: it would verify forged receipts) holds the vendor as
+        ``key-changed`` before anything is sent: no receipt under it proves anything."""
+        try:
+            vendor_key = self.vendor_key(vendor_jwk)
+        except (protocol.ProtocolError, ValueError) as exc:
+            return Exchange("key-changed", answer_text(
+                f"not sent: the pinned vendor key cannot be trusted ({exc}); add the "
+                f"vendor again if it now shows a sound key"))
         try:
             answer = await self._http.post(inbox, raw, now=self._clock())
         except TransportFailure as exc:
-            return Exchange("transient", str(exc))
+            return Exchange("transient", answer_text(str(exc)))
         return classify(answer, message_id=message_id, recipient=recipient,
-                        vendor_key=self.vendor_key(vendor_jwk), now=self._clock())
+                        vendor_key=vendor_key, now=self._clock())
 
     # --- the outbox ----------------------------------------------------------
 
@@ -509,8 +576,52 @@ class Deliverer:
         return new
 
     def _flush(self, batch: _Batch) -> None:
+        """Commit a batch of results in one transaction. Should that fail (a row
+        the store refuses), each result is written on its own, and a result that
+        still cannot be written is reduced to its bare facts (attempted, pending,
+        retried later): one bad row never costs the other vendors' results. Only
+        a store that takes no row at all raises :class:`StoreError`."""
         if not len(batch) and not batch.vendor_status and not batch.erased:
             return
+        try:
+            self._write(batch)
+        except _WRITE_ERRORS as exc:
+            self._write_one_by_one(batch, exc)
+
+    def _write_one_by_one(self, batch: _Batch, failure: Exception) -> None:
+        receipts = {row[0]: row for row in batch.receipts}
+        written = 0
+        for row in batch.outbox:
+            status, attempts, next_attempt, _, _, updated, message_id = row
+            receipt = receipts.get(message_id)
+            alone = _Batch()
+            alone.outbox.append(row)
+            alone.receipts.extend([receipt] if receipt else [])
+            # Without its receipt a message is not delivered: it stays pending and
+            # its retry brings a receipt (``duplicate``) again.
+            bare = _Batch()
+            bare.outbox.append(("pending" if status == "delivered" else status, attempts,
+                                next_attempt, "the answer could not be stored; it is asked "
+                                "for again", None, updated, message_id))
+            for attempt in (alone, bare):
+                try:
+                    self._write(attempt)
+                except _WRITE_ERRORS:
+                    continue
+                written += 1
+                break
+        rest = _Batch()
+        rest.vendor_status, rest.erased = batch.vendor_status, batch.erased
+        try:
+            self._write(rest)
+        except _WRITE_ERRORS:
+            pass
+        if batch.outbox and not written:
+            if isinstance(failure, StoreError):
+                raise failure
+            raise StoreError(f"the store at {self._store.path} failed: {failure}") from failure
+
+    def _write(self, batch: _Batch) -> None:
         now = ts(self._clock())
         with self._store.transaction() as conn:
             conn.executemany(
