@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import secrets
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -278,6 +279,8 @@ class _Batch:
         self.receipts: list[tuple[Any, ...]] = []
         self.vendor_status: list[tuple[Any, ...]] = []
         self.erased: list[tuple[int]] = []
+        #: The pass token whose claims this batch lets go of when it is committed.
+        self.release: str | None = None
 
     def __len__(self) -> int:
         return len(self.outbox)
@@ -341,32 +344,59 @@ class Deliverer:
                          "WHERE status = 'pending' AND expires <= ?", (now, now))
             fail_unsendable(conn, now)
 
-    def _due(self, scope: set[str] | None) -> list[dict[str, Any]]:
-        """Pending rows to send now, in order. A vendor's queue stops at its first row
-        that is not due yet, or is being sent by another run in this process: a
-        contact.update never overtakes the relationship.request before it."""
+    def _claim(self, scope: set[str] | None, token: str) -> list[dict[str, Any]]:
+        """Claim the pending rows to send now, in order, for the pass ``token``.
+
+        A vendor's queue stops at its first row that is not due yet, or that holds
+        a live claim (another run, in this process or another, is sending it): a
+        contact.update never overtakes the relationship.request before it, and no
+        message is sent by two runs at once. Reading and claiming happen in one
+        ``BEGIN IMMEDIATE`` transaction, so two processes never claim one row."""
         sql = ("SELECT o.id, o.vendor_id, o.type, o.jws, o.attempts, o.meta, o.next_attempt, "
-               "v.name, v.inbox, v.pairwise_did, v.vendor_jwk FROM outbox o "
+               "o.claim_expires, v.name, v.inbox, v.pairwise_did, v.vendor_jwk FROM outbox o "
                "JOIN vendors v ON v.id = o.vendor_id WHERE o.status = 'pending'")
         params: tuple[Any, ...] = ()
         if scope is not None:  # only the queues of the vendors concerned
             sql += (" AND o.vendor_id IN (SELECT vendor_id FROM outbox "
                     "WHERE id IN (SELECT value FROM json_each(?)))")
             params = (json.dumps(sorted(scope)),)
-        rows = self._store.rows(sql + " ORDER BY o.rowid", params)
-        now = ts(self._clock())
-        blocked: set[int] = set()
-        due = []
-        for row in rows:
-            vendor = row["vendor_id"]
-            if vendor in blocked:
-                continue
-            if (row["next_attempt"] > now or row["id"] in self._in_flight
-                    or (scope is not None and row["id"] not in scope)):
-                blocked.add(vendor)
-                continue
-            due.append(row)
+        with self._store.transaction(immediate=True) as conn:
+            cursor = conn.execute(sql + " ORDER BY o.rowid", params)
+            names = [d[0] for d in cursor.description]
+            moment = self._clock()
+            now = ts(moment)
+            blocked: set[int] = set()
+            due = []
+            for values in cursor.fetchall():
+                row = dict(zip(names, values))
+                vendor = row["vendor_id"]
+                if vendor in blocked:
+                    continue
+                if (row["next_attempt"] > now or row["id"] in self._in_flight
+                        or (row["claim_expires"] is not None and row["claim_expires"] > now)
+                        or (scope is not None and row["id"] not in scope)):
+                    blocked.add(vendor)
+                    continue
+                due.append(row)
+            if due:
+                expires = ts(moment + timedelta(seconds=self._limits.claim_lease))
+                conn.execute("UPDATE outbox SET claimed_by = ?, claim_expires = ? "
+                             "WHERE id IN (SELECT value FROM json_each(?))",
+                             (token, expires, json.dumps([row["id"] for row in due])))
         return due
+
+    async def _renew_claims(self, token: str) -> None:
+        """Keep the pass's claims alive while it works: every third of the lease."""
+        every = self._limits.claim_lease / 3
+        while True:
+            await asyncio.sleep(every)
+            expires = ts(self._clock() + timedelta(seconds=self._limits.claim_lease))
+            try:
+                with self._store.transaction() as conn:
+                    conn.execute("UPDATE outbox SET claim_expires = ? WHERE claimed_by = ? "
+                                 "AND status = 'pending'", (expires, token))
+            except StoreError:
+                pass  # a busy store: the next renewal comes before the lease runs out
 
     def next_due(self, scope: set[str] | None = None) -> datetime | None:
         """When the earliest pending message (of ``scope``, if given) falls due."""
@@ -392,12 +422,13 @@ class Deliverer:
         order: dict[str, int] = {}  # results come back in outbox order, not finishing order
         while True:
             self._settle_unsendable()
-            due = self._due(scope)
+            token = secrets.token_hex(8)
+            due = self._claim(scope, token)
             if due:
                 for row in due:
                     order.setdefault(row["id"], len(order))
                 total_seen.update(row["id"] for row in due)
-                for result in await self._pass(due, progress, len(total_seen),
+                for result in await self._pass(due, token, progress, len(total_seen),
                                                len(total_seen) - len(due)):
                     results[result.message_id] = result
             upcoming = self.next_due(scope)
@@ -422,7 +453,8 @@ class Deliverer:
             now = ts(self._clock())
             for row in self._store.rows(
                     "SELECT o.id, o.vendor_id, v.name, o.type, o.status, o.attempts, "
-                    "o.last_error, o.next_attempt, o.http_status, r.status AS receipt_status, "
+                    "o.last_error, o.next_attempt, o.http_status, o.claim_expires, "
+                    "r.status AS receipt_status, "
                     "(SELECT count(*) FROM outbox e WHERE e.vendor_id = o.vendor_id "
                     " AND e.status = 'pending' AND e.rowid < o.rowid) AS ahead "
                     "FROM outbox o JOIN vendors v ON v.id = o.vendor_id "
@@ -432,7 +464,9 @@ class Deliverer:
                 next_attempt = None
                 if row["status"] == "pending":
                     next_attempt = from_ts(row["next_attempt"])
-                    if row["ahead"]:
+                    if row["claim_expires"] is not None and row["claim_expires"] > now:
+                        detail = "being sent by another vrm run at this moment"
+                    elif row["ahead"]:
                         detail = (f"queued behind {row['ahead']} earlier message"
                                   f"{'s' if row['ahead'] > 1 else ''} to this vendor")
                     elif row["next_attempt"] > now:
@@ -471,7 +505,7 @@ class Deliverer:
             final.append(result)
         return final
 
-    async def _pass(self, due: list[dict[str, Any]], progress: Progress | None,
+    async def _pass(self, due: list[dict[str, Any]], token: str, progress: Progress | None,
                     total: int, done_before: int) -> list[DeliveryResult]:
         by_vendor: dict[int, list[dict[str, Any]]] = {}
         for row in due:
@@ -518,11 +552,15 @@ class Deliverer:
 
         ids = {row["id"] for row in due}
         self._in_flight |= ids
+        renewal = asyncio.create_task(self._renew_claims(token))
         try:
             await asyncio.gather(*(serve(rows) for rows in by_vendor.values()))
         finally:
-            # Even on cancellation (Ctrl-C), keep what was learnt.
+            # Even on cancellation (Ctrl-C), keep what was learnt, and let go of the
+            # claims in the same commit.
+            renewal.cancel()
             self._in_flight -= ids
+            batch.release = token
             self._flush(batch)
         return results
 
@@ -581,7 +619,8 @@ class Deliverer:
         still cannot be written is reduced to its bare facts (attempted, pending,
         retried later): one bad row never costs the other vendors' results. Only
         a store that takes no row at all raises :class:`StoreError`."""
-        if not len(batch) and not batch.vendor_status and not batch.erased:
+        if (not len(batch) and not batch.vendor_status and not batch.erased
+                and batch.release is None):
             return
         try:
             self._write(batch)
@@ -612,6 +651,7 @@ class Deliverer:
                 break
         rest = _Batch()
         rest.vendor_status, rest.erased = batch.vendor_status, batch.erased
+        rest.release = batch.release
         try:
             self._write(rest)
         except _WRITE_ERRORS:
@@ -624,13 +664,21 @@ class Deliverer:
     def _write(self, batch: _Batch) -> None:
         now = ts(self._clock())
         with self._store.transaction() as conn:
+            # The vendor's own word on a message (delivered, rejected) is final: a
+            # later answer from a run that took over a lapsed claim never undoes it.
             conn.executemany(
                 "UPDATE outbox SET status = ?, attempts = ?, next_attempt = ?, last_error = ?, "
-                "http_status = ?, updated = ? WHERE id = ?", batch.outbox)
+                "http_status = ?, updated = ? WHERE id = ? "
+                "AND status NOT IN ('delivered', 'rejected')", batch.outbox)
+            # The first valid receipt of a message is its proof, kept for ever: a
+            # later one (``duplicate``) never replaces it.
             conn.executemany(
-                "INSERT OR REPLACE INTO receipts (message_id, vendor_id, receipt_id, status, "
+                "INSERT OR IGNORE INTO receipts (message_id, vendor_id, receipt_id, status, "
                 "problem, record, jws, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 batch.receipts)
+            if batch.release is not None:
+                conn.execute("UPDATE outbox SET claimed_by = NULL, claim_expires = NULL "
+                             "WHERE claimed_by = ?", (batch.release,))
             # A relationship never comes back from ended, refused or key-changed by
             # a late receipt, and only a pending one becomes active (a confirmed
             # re-statement must not undo an end that is on its way).

@@ -43,6 +43,10 @@ class Limits:
     retry_cap: float = 3600.0
     #: How long an outgoing message stays valid (and is retried).
     message_lifetime: timedelta = timedelta(days=7)
+    #: Seconds a delivery run's claim on the outbox rows it is sending lasts; the
+    #: run renews it every third of that while it works, so only a run that was
+    #: killed (or froze) lets its claims lapse, and another run takes them over.
+    claim_lease: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,16 @@ def m002_vendor_url_not_unique(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@_migrations()
+def m003_outbox_claims(db: sqlite_utils.Database) -> None:
+    """A claim on an outbox row: the run sending it (a random token per delivery
+    pass) and when the claim lapses. Another run, in this process or another,
+    sends nothing that holds a live claim; a killed process's claims lapse and
+    are taken over (``agent._delivery``)."""
+    db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN claim_expires TEXT")
+
+
 #: The files vrm keeps in VRM_HOME: a directory holding only these (or nothing)
 #: is vrm's own, and may be made private.
 _OWN_FILES = frozenset({DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal"})
@@ -253,11 +263,26 @@ class Store:
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One transaction: everything inside commits together, or nothing does."""
+    def transaction(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction: everything inside commits together, or nothing does.
+
+        ``immediate=True`` takes the write lock at the start (``BEGIN IMMEDIATE``),
+        so that what is read inside is still true when it is written: the way to
+        read-then-claim rows that another process may claim too. Other writers
+        wait for it (up to the 30 s busy timeout); readers never do (WAL)."""
+        conn = self.db.conn
         try:
-            with self.db.atomic():
-                yield self.db.conn
+            if immediate and not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            else:
+                with self.db.atomic():
+                    yield conn
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"the store at {self.path} failed: {exc}") from exc
 
