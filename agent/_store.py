@@ -204,6 +204,7 @@ class Store:
         _check_directory(home)
         if path.exists():
             raise StoreExists(f"a store already exists at {path}; use it, or pick another VRM_HOME")
+        _check_side_files(path, os.geteuid())
         warnings: list[str] = []
         try:
             if home.is_dir():
@@ -219,6 +220,7 @@ class Store:
                               f"VRM_HOME") from None
         except OSError as exc:
             raise _os_error("create the store in", home, exc) from None
+        _check_side_files(path, os.geteuid())  # again: planted while the directory was open
         store = cls._connect(path)
         store.warnings = warnings
         return store
@@ -233,6 +235,11 @@ class Store:
             raise _os_error("read the store in", home, exc) from None
         if not found:
             raise NoStore(f"there is no store at {home} yet; run `vrm init` first")
+        try:
+            owner = path.stat().st_uid
+        except OSError as exc:
+            raise _os_error("read the store in", home, exc) from None
+        _check_side_files(path, owner)
         return cls._connect(path)
 
     @classmethod
@@ -319,6 +326,35 @@ def _check_directory(home: Path) -> None:
                              f"directory (vrm creates it if it does not exist)")
     except OSError as exc:
         raise _os_error("use", home, exc) from None
+
+
+#: SQLite's own files beside the database: its write-ahead log, the WAL index
+#: and the rollback journal (https://sqlite.org/tempfiles.html).
+_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def _check_side_files(path: Path, owner: int) -> None:
+    """Refuse SQLite side files (``vrm.db-wal``, ``-shm``, ``-journal``) that are not
+    the store's own: SQLite adopts whatever it finds there, so a file planted by
+    someone else (in a directory others can write) would receive the store's
+    pages, the key-sealing record included, or feed it forged ones. Each must be
+    a regular file (not a symlink), owned by ``owner`` (the store's owner; for
+    ``vrm init``, the user running it) and mode 0600, as vrm creates them."""
+    for suffix in _SIDE_SUFFIXES:
+        side = path.with_name(path.name + suffix)
+        try:
+            info = side.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise _os_error("check", side, exc) from None
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != owner
+                or stat.S_IMODE(info.st_mode) != 0o600):
+            kind = "a regular file" if stat.S_ISREG(info.st_mode) else "not a regular file"
+            raise StoreError(
+                f"{side} is not the store's own file ({kind}, owner {info.st_uid}, mode "
+                f"{stat.S_IMODE(info.st_mode):04o}; vrm's are its owner's and 0600), so vrm "
+                f"will not use it: remove it if you did not make it, then run vrm again")
 
 
 def _make_private(home: Path) -> list[str]:
