@@ -31,6 +31,17 @@ Once a relationship has ended, its queued messages fail without being sent,
 except ``relationship.end``: that is how a person asks for erasure after an end
 (PROTOCOL.md §5.9), so it goes to an ended relationship too.
 
+Whatever a vendor answers (any status, header value or body) is judged into
+that vendor's own verdict: :func:`classify` never raises, and text kept from an
+answer is neutralised and bounded (:func:`answer_text`) before it is stored.
+
+Two runs at once (two ``vrm`` processes on one store) never send one message
+at once: each pass claims its rows (``outbox.claimed_by``/``claim_expires``)
+in one ``BEGIN IMMEDIATE`` transaction and renews the claims while it works; a
+killed run's claims lapse after ``Limits.claim_lease`` and are taken over. The
+first valid receipt of a message is kept for ever; a delivered or rejected
+message is never set back.
+
 Messages to one vendor go in order (a relationship.request before the first
 contact.update); different vendors are served in parallel. Results are
 committed in batches, never one commit per vendor: if the process dies before a
