@@ -15,8 +15,10 @@ Tables (see ``_migrations`` below for the exact schema):
                      or a key change gets a new row; the old one stays as history.
 - ``broadcasts``     one row per person-level action (an intent, a profile change)
 - ``outbox``         one row per message per vendor, with the signed JWS bytes
+                     and the claim of the delivery run sending it (m003)
 - ``outbox_fields``  which profile fields each outgoing message carries
-- ``receipts``       the vendor-signed receipt (raw JWS) for each message
+- ``receipts``       the vendor-signed receipt (raw JWS) for each message: the
+                     first valid one, kept for ever
 - ``inbox``          offers and other messages pulled from vendors
 - ``shared`` (view)  who knows what: per vendor and field, the last delivered
                      message that carried it and its receipt

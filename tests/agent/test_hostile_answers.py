@@ -241,7 +241,17 @@ async def test_a_hostile_inbox_beside_two_honest_vendors(vrm, serve, shops, home
     assert (result["vendor"], result["status"], result["detail"]) == ("Hostile", "rejected",
                                                                       "HTTP 400")
 
-    # 5. The person can still end the relationship with the hostile vendor, and with an
+    # 5. `vrm intent` and `vrm sync` go on for the honest vendors too.
+    ran = await vrm("intent", "Touring bike", "--json", ok=False)
+    assert ran.status in (0, 3) and "unexpected error" not in ran.stderr, ran
+    by_vendor = {r["vendor"]: r["status"] for r in ran.json()["results"]}
+    assert by_vendor == {"Hostile": "rejected", "Shop0": "delivered", "Shop1": "delivered"}
+    ran = await vrm("sync", "--json", ok=False)
+    assert ran.status in (0, 3) and "unexpected error" not in ran.stderr, ran
+    synced = {r["vendor"]: r for r in ran.json()}
+    assert synced["Hostile"]["status"] == "failed" and synced["Shop0"]["status"] != "failed"
+
+    # 6. The person can still end the relationship with the hostile vendor, and with an
     # honest one in the same store.
     ended = await vrm("vendor", "end", "Hostile", "--json", ok=False)
     assert ended.status in (0, 3) and "unexpected error" not in ended.stderr, ended
