@@ -37,8 +37,9 @@ answer is neutralised and bounded (:func:`answer_text`) before it is stored.
 
 Two runs at once (two ``vrm`` processes on one store) never send one message
 at once: each pass claims its rows (``outbox.claimed_by``/``claim_expires``)
-in one ``BEGIN IMMEDIATE`` transaction and renews the claims while it works; a
-killed run's claims lapse after ``Limits.claim_lease`` and are taken over. The
+in one ``BEGIN IMMEDIATE`` transaction and renews the claims while it works. A
+killed run's claims are taken over at once when its process is known to be
+gone (same host, no such PID), else when they lapse after ``Limits.claim_lease``. The
 first valid receipt of a message is kept for ever; a delivered or rejected
 message is never set back.
 
@@ -53,8 +54,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import secrets
+import socket
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -297,6 +300,35 @@ class _Batch:
         return len(self.outbox)
 
 
+_HOST = socket.gethostname()
+
+
+def _claimant_gone(token: str | None, cache: dict[str, bool]) -> bool:
+    """Whether the run that holds a live claim is known to be dead: its token
+    (``host:pid:random``) names this host and a process that no longer exists.
+    Then its claims are taken over at once, without waiting for the lease; a
+    claim from another host, a live process (this one included) or a process
+    that cannot be checked waits for its lease to lapse. A reused PID only
+    delays the takeover until then."""
+    if not token:
+        return False
+    if token in cache:
+        return cache[token]
+    gone = False
+    parts = token.rsplit(":", 2)
+    if len(parts) == 3 and parts[0] == _HOST and parts[1].isascii() and parts[1].isdigit():
+        pid = int(parts[1])
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)  # signal 0: only asks whether the process exists
+            except ProcessLookupError:
+                gone = True
+            except (PermissionError, OverflowError, OSError):
+                gone = False  # it exists (another user's), or cannot be asked
+    cache[token] = gone
+    return gone
+
+
 #: What writing a result can raise: the store's own failure, or a value SQLite
 #: cannot bind (UnicodeEncodeError for a lone surrogate, OverflowError).
 _WRITE_ERRORS = (StoreError, sqlite3.Error, ValueError, OverflowError)
@@ -364,7 +396,8 @@ class Deliverer:
         message is sent by two runs at once. Reading and claiming happen in one
         ``BEGIN IMMEDIATE`` transaction, so two processes never claim one row."""
         sql = ("SELECT o.id, o.vendor_id, o.type, o.jws, o.attempts, o.meta, o.next_attempt, "
-               "o.claim_expires, v.name, v.inbox, v.pairwise_did, v.vendor_jwk FROM outbox o "
+               "o.claimed_by, o.claim_expires, v.name, v.inbox, v.pairwise_did, v.vendor_jwk "
+               "FROM outbox o "
                "JOIN vendors v ON v.id = o.vendor_id WHERE o.status = 'pending'")
         params: tuple[Any, ...] = ()
         if scope is not None:  # only the queues of the vendors concerned
@@ -377,6 +410,7 @@ class Deliverer:
             moment = self._clock()
             now = ts(moment)
             blocked: set[int] = set()
+            gone: dict[str, bool] = {}
             due = []
             for values in cursor.fetchall():
                 row = dict(zip(names, values))
@@ -384,7 +418,8 @@ class Deliverer:
                 if vendor in blocked:
                     continue
                 if (row["next_attempt"] > now or row["id"] in self._in_flight
-                        or (row["claim_expires"] is not None and row["claim_expires"] > now)
+                        or (row["claim_expires"] is not None and row["claim_expires"] > now
+                            and not _claimant_gone(row["claimed_by"], gone))
                         or (scope is not None and row["id"] not in scope)):
                     blocked.add(vendor)
                     continue
@@ -433,7 +468,7 @@ class Deliverer:
         order: dict[str, int] = {}  # results come back in outbox order, not finishing order
         while True:
             self._settle_unsendable()
-            token = secrets.token_hex(8)
+            token = f"{_HOST}:{os.getpid()}:{secrets.token_hex(6)}"
             due = self._claim(scope, token)
             if due:
                 for row in due:
