@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 import protocol
 
+from . import _views
 from ._delivery import Deliverer, DeliveryResult, Progress, fail_unsendable
 from ._errors import ClosedError, UsageError, VendorError, VendorKeyChanged
 from ._explain import explain
@@ -780,6 +781,19 @@ class Agent:
         for row in rows:
             del row["removed"]
         return rows
+
+    def vendor_history(self, ref: str | int) -> list[dict[str, Any]]:
+        """One relationship's history, oldest first: each message sent (with the
+        fields it carried, its delivery status and its receipt, verified again
+        with the pinned key) and each received. Shape: ``_views.vendor_history``."""
+        return _views.vendor_history(self.store, resolve(self.store, ref))
+
+    def intents(self) -> list[dict[str, Any]]:
+        """Every intent, newest first, with its status (open, cancelled, expired) and
+        the offers beside it (live, expired, cancelled). Shape: ``_views.intents``."""
+        now = self._clock()
+        return _views.intents(self.store, self.offers(), now=now,
+                              today=now.astimezone().date())
 
     def export(self) -> dict[str, Any]:
         """All of the person's data as JSON-ready dicts, for portability. Keys stay
