@@ -295,9 +295,10 @@ def _all(form: dict[str, str | list[str]], name: str) -> list[str]:
 async def overview(request: web.Request) -> web.Response:
     agent = request.app[AGENT]
     outbox = agent.outbox()
-    told: dict[int, list[str]] = {}
+    held: dict[int, set[str]] = {}
     for row in agent.shared():
-        told.setdefault(row["vendor_id"], []).append(row["field"])
+        held.setdefault(row["vendor_id"], set()).add(row["field"].split(".", 1)[0])
+    told = {vendor_id: [f for f in SHAREABLE if f in fields] for vendor_id, fields in held.items()}
     last: dict[int, dict[str, Any]] = {}
     last_receipt: dict[int, dict[str, Any]] = {}
     waiting: dict[int, dict[str, int]] = {}
