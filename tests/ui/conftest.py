@@ -115,9 +115,9 @@ def agent_env(home: Path) -> dict[str, str]:
 def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
     home = tmp_path / "agent"
     env = agent_env(home)
-    subprocess.run([sys.executable, "-m", "agent.cli", "init", "--name", "Ann"], env=env,
+    subprocess.run([sys.executable, "-m", "agent", "init", "--name", "Ann"], env=env,
                    check=True, capture_output=True, timeout=60)
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "ui", "--no-browser"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "ui", "--no-browser"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = first_line(proc)
     port = int(url.split("://127.0.0.1:", 1)[1].split("/", 1)[0])
