@@ -2,12 +2,16 @@
 Playwright), against real vendor servers and a real ``vrm ui`` process.
 
 Screenshots of every page go to tests/output/ui/ (desktop and 360 px wide).
+With VRM_UI_SCREENSHOT_DOCS=1 the last one also replaces docs/ui-overview.png,
+the picture in README.md.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from .conftest import Dashboard
 
 SHOPS = ("Bikes4U", "Velo Berlin", "Kettenblatt")
 PHONE = {"width": 360, "height": 740}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def finish(page: Page) -> None:
@@ -25,8 +30,8 @@ def finish(page: Page) -> None:
         "data-state", re.compile("done|failed"), timeout=30_000)
 
 
-def snap(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+def snap(page: Page, folder: Path, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
 
 
 def test_a_person_manages_vendors_profile_intents_and_an_ending(
@@ -168,5 +173,9 @@ def test_a_person_manages_vendors_profile_intents_and_an_ending(
     page.get_by_role("link", name="Overview").click()
     expect(cards.filter(has_text="Bikes4U").locator(".status").first).to_have_text("active")
     expect(cards.filter(has_text="Kettenblatt").locator(".status").first).to_have_text("ended")
+    page.set_viewport_size({"width": 1000, "height": 700})
+    snap(page, screenshots, "overview-final", full_page=False)
+    if os.environ.get("VRM_UI_SCREENSHOT_DOCS"):  # refreshes README.md's picture
+        shutil.copy(screenshots / "overview-final.png", DOCS / "ui-overview.png")
     assert errors == []  # no CSP violation, no script error
     context.close()
