@@ -50,7 +50,7 @@ from .._delivery import DeliveryResult
 from .._errors import AgentError, UnknownVendor, UsageError
 from .._profile import FIELD_NAMES, SHAREABLE
 from .._vendors import REACHABLE
-from .security import CSRF_FIELD, Gate, gate_middleware
+from .security import CSRF_FIELD, Gate, gate_middleware, read_form
 
 __all__ = ["create_app", "Job", "AGENT", "GATE", "JOBS"]
 
@@ -271,7 +271,7 @@ def _start(request: web.Request, title: str, back: str, back_label: str,
 
 async def _form(request: web.Request) -> dict[str, str | list[str]]:
     """The posted form: text fields only (a file is ignored), repeated names as lists."""
-    form = await request.post()
+    form = await read_form(request)
     fields: dict[str, str | list[str]] = {}
     for name in set(form.keys()):
         values = [v for v in form.getall(name) if isinstance(v, str)]

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from aiohttp import web
-from multidict import MultiDict
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_request import FileField
+from multidict import MultiDict, MultiDictProxy
 
-__all__ = ["Gate", "gate_middleware", "SECURITY_HEADERS", "CSP", "CSRF_FIELD", "CSRF_HEADER",
-           "TOKEN_PARAM"]
+__all__ = ["Gate", "gate_middleware", "read_form", "SECURITY_HEADERS", "CSP", "CSRF_FIELD",
+           "CSRF_HEADER", "TOKEN_PARAM"]
 
 #: The query parameter of the first URL.
 TOKEN_PARAM = "token"
@@ -85,6 +87,16 @@ class Gate:
         return _same(request.cookies.get(self.cookie), self.session)
 
 
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | FileField]:
+    """The posted form (empty unless the body is a form), read once and cached by
+    aiohttp. A body that cannot be read as one (bad encoding, a broken multipart
+    boundary, an unknown charset) is 400, never a crash; one too large is 413."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, HttpProcessingError):
+        raise web.HTTPBadRequest(text="400: the form could not be read\n") from None
+
+
 def _same(given: str | None, expected: str) -> bool:
     return given is not None and secrets.compare_digest(given.encode(), expected.encode())
 
@@ -120,10 +132,8 @@ async def _check(gate: Gate, request: web.Request, handler: Handler) -> web.Stre
             return _refuse(403, "a change must come from this dashboard's own pages "
                                 "(the Origin header is missing or another site's)")
         given = request.headers.get(CSRF_HEADER)
-        if given is None and request.content_type in (
-                "application/x-www-form-urlencoded", "multipart/form-data"):
-            form = await request.post()
-            value = form.get(CSRF_FIELD)
+        if given is None:
+            value = (await read_form(request)).get(CSRF_FIELD)
             given = value if isinstance(value, str) else None
         if not _same(given, gate.csrf):
             return _refuse(403, "the form's CSRF token is missing or stale; reload the page "

@@ -217,6 +217,17 @@ async def test_a_malformed_post_is_a_clear_answer_not_a_crash(board: Board) -> N
                                   data=b"csrf=" + board.gate.csrf.encode() + b"&email="
                                   + b"a" * 100_000) as response:
         assert response.status == 413
+    token = b"csrf=" + board.gate.csrf.encode()
+    for content_type, body in (
+            ("application/x-www-form-urlencoded", token + b"&email=%ff%fe\xff"),
+            ("application/x-www-form-urlencoded; charset=klingon", token),
+            ("multipart/form-data; boundary=zz", b"--zz\r\nbroken"),
+            ("multipart/form-data", b"no boundary at all")):
+        async with board.session.post(board.base + "/profile", data=body,
+                                      headers={**headers, "Content-Type": content_type},
+                                      allow_redirects=False) as response:
+            assert response.status == 400, content_type
+            assert await response.text() == "400: the form could not be read\n"
     async with board.session.post(board.base + "/intents/../../etc/cancel", headers=headers,
                                   data={"csrf": board.gate.csrf},
                                   allow_redirects=False) as response:
