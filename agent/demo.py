@@ -123,8 +123,9 @@ async def run_demo(vendors: int = 20, *, console: Console | None = None,
     """Run the demo; returns the exit status (0 when every step worked).
 
     ``then``, if given, runs after the story with the demo's agent while its
-    vendors still run (``vrm demo --ui`` serves the dashboard there); its
-    status is returned once the story worked."""
+    vendors still run (``vrm demo --ui`` serves the dashboard there), also
+    when a step of the story failed, so that the person can look at it; the
+    story's status is returned unless ``then`` returns a non-zero one."""
     console = console or Console()
     if not 1 <= vendors <= 500:
         raise UsageError(f"--vendors must be between 1 and 500, not {vendors}")
@@ -141,8 +142,8 @@ async def run_demo(vendors: int = 20, *, console: Console | None = None,
             agent = await Agent.init(directory / "agent", passphrase=passphrase, name="Ada")
             try:
                 status = await _story(agent, shops, console, started_at)
-                if then is not None and status == 0:
-                    status = await then(agent)
+                if then is not None:  # also after a failed step: the person can look
+                    status = await then(agent) or status
                 return status
             finally:
                 await agent.close()
