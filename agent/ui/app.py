@@ -457,12 +457,12 @@ async def end_vendor(request: web.Request) -> web.Response:
                            f"changed, so nothing was sent to it.")
             return
         job.rows = [_row(result)]
-        what = " and to erase your data" if erase else ""
         job.message = (f"{vendor['name']} confirmed with a signed receipt that the "
-                       f"relationship has ended{what}."
+                       f"relationship has ended"
+                       + (" and that it will erase your data." if erase else ".")
                        if result.status == "delivered" else
-                       f"Asking {vendor['name']} to end the relationship{what}: "
-                       f"{result.status}.")
+                       f"Asking {vendor['name']} to end the relationship"
+                       + (" and erase your data" if erase else "") + f": {result.status}.")
 
     return _start(request, f"Ending the relationship with {vendor['name']}"
                   + (" and erasing your data" if erase else ""),

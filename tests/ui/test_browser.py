@@ -125,7 +125,17 @@ def test_a_person_manages_vendors_profile_intents_and_an_ending(
     page.get_by_role("link", name="Back to your intents").click()
     intent = page.locator("article.intent").filter(has_text="Touring bike, steel frame")
     expect(intent).to_contain_text("No offers yet.")
-    page.get_by_role("button", name="Check for offers").click()
+    # From the keyboard: the skip link first, then into the page, then Enter.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to the content")).to_be_focused()
+    page.keyboard.press("Enter")
+    check = page.get_by_role("button", name="Check for offers")
+    for _ in range(5):
+        if check.evaluate("b => b === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    expect(check).to_be_focused()
+    page.keyboard.press("Enter")
     finish(page)
     expect(page.locator(".message")).to_have_text("Asked 3 vendors; 1 new message.")
     page.get_by_role("link", name="Back to your intents").click()
@@ -163,8 +173,8 @@ def test_a_person_manages_vendors_profile_intents_and_an_ending(
     page.get_by_role("button", name="Yes, end and erase").click()
     finish(page)
     expect(page.locator(".message")).to_have_text(
-        "Kettenblatt confirmed with a signed receipt that the relationship has ended and to "
-        "erase your data.")
+        "Kettenblatt confirmed with a signed receipt that the relationship has ended and "
+        "that it will erase your data.")
     page.get_by_role("link", name="Back to Kettenblatt").click()
     expect(page.locator("h1 .status")).to_have_text(["ended", "erased"])
     expect(history.filter(has_text="relationship.end")).to_contain_text("signature verifies")
@@ -178,5 +188,12 @@ def test_a_person_manages_vendors_profile_intents_and_an_ending(
     snap(page, screenshots, "overview-final", full_page=False)
     if os.environ.get("VRM_UI_SCREENSHOT_DOCS"):  # refreshes README.md's picture
         shutil.copy(screenshots / "overview-final.png", DOCS / "ui-overview.png")
+    page.set_viewport_size(PHONE)  # every page at phone width, for a look
+    for name, path in (("overview-phone-end", "/"), ("intents-phone-end", "/intents"),
+                       ("vendor-phone", "/vendors/3"), ("profile-phone", "/profile"),
+                       ("outbox-phone", "/outbox"), ("backup-phone", "/backup")):
+        page.goto(dashboard.origin + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
+        snap(page, screenshots, name)
     assert errors == []  # no CSP violation, no script error
     context.close()

@@ -13,8 +13,11 @@
   var table = document.getElementById("job-rows");
   var body = table.querySelector("tbody");
 
+  var labels = ["Vendor", "Message", "Status", "Detail"];
+
   function cell(row, text) {
     var td = document.createElement("td");
+    td.setAttribute("data-label", labels[row.cells.length]);
     td.textContent = text == null ? "" : String(text);
     row.appendChild(td);
     return td;
