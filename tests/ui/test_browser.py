@@ -197,3 +197,16 @@ def test_a_person_manages_vendors_profile_intents_and_an_ending(
         snap(page, screenshots, name)
     assert errors == []  # no CSP violation, no script error
     context.close()
+
+    # Without JavaScript (a new browser session: the printed address again), an
+    # action's page refreshes itself until it shows the outcome.
+    plain = browser.new_context(java_script_enabled=False)
+    page = plain.new_page()
+    page.goto(dashboard.url)
+    page.get_by_role("link", name="Profile").click()
+    page.get_by_label("phone").fill("+4940123456")
+    page.get_by_role("button", name="Save and tell my vendors").click()
+    finish(page)
+    expect(page.locator(".message")).to_have_text(
+        "Profile saved; no vendor may see the fields that changed.")
+    plain.close()

@@ -84,3 +84,17 @@ def test_the_demo_opens_the_dashboard_on_its_agent(tmp_path: Path) -> None:
         status = stop(proc)
     assert status == 0, proc.stderr.read()
     assert list(tmp_path.glob("vrm-demo-*")) == []  # every file and server cleaned up
+
+
+def test_pip_install_ships_every_template_and_static_file() -> None:
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["agent.ui"]
+    package = root / "agent" / "ui"
+    files = [str(p.relative_to(package)) for folder in ("templates", "static")
+             for p in (package / folder).iterdir()]
+    assert files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)] == []
