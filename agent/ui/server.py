@@ -13,6 +13,7 @@ interrupted command.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import webbrowser
@@ -84,6 +85,16 @@ async def run_dashboard(agent: Agent, *, port: int = 0, open_browser: bool = Tru
 
 
 def _open(url: str) -> bool:
+    """Open ``url`` in the person's browser; False if there is none to open.
+
+    On Linux and the BSDs without a graphical session (no DISPLAY or
+    WAYLAND_DISPLAY, e.g. over ssh), ``webbrowser`` would fall back to a text
+    browser that takes over this terminal: open nothing then, unless BROWSER
+    names the browser to use."""
+    graphical = (sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY")
+                 or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("BROWSER"))
+    if not graphical:
+        return False
     try:
         return webbrowser.open(url)
     except Exception:  # a broken browser setting must not stop the dashboard

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -39,6 +40,29 @@ def test_the_first_line_is_the_address_and_ctrl_c_stops_it_cleanly(
 def test_sigterm_stops_it_cleanly_too(dashboard: Dashboard) -> None:
     dashboard.proc.send_signal(signal.SIGTERM)
     assert dashboard.proc.wait(timeout=30) == 0
+
+
+def test_without_no_browser_it_opens_the_browser_on_the_printed_address(
+        tmp_path: Path) -> None:
+    env = agent_env(tmp_path / "agent")
+    subprocess.run([sys.executable, "-m", "agent", "init"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.py"
+    browser.write_text("import sys, pathlib\n"
+                       f"pathlib.Path({str(opened)!r}).write_text(sys.argv[1])\n")
+    env["BROWSER"] = f"{sys.executable} {browser} %s"
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "ui"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = first_line(proc)
+        for _ in range(300):
+            if opened.exists() and opened.read_text():
+                break
+            time.sleep(0.05)
+        assert opened.read_text() == url
+    finally:
+        assert stop(proc) == 0
 
 
 def test_a_port_in_use_or_out_of_range_is_one_sentence(tmp_path: Path) -> None:
