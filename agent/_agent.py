@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import platformdirs
@@ -36,7 +36,8 @@ from ._delivery import Deliverer, DeliveryResult, Progress, fail_unsendable
 from ._errors import ClosedError, UsageError, VendorError, VendorKeyChanged
 from ._explain import explain
 from ._http import Http, Limits
-from ._keys import DEFAULT_SCRYPT_N, Keyring, passphrase_from_environment
+from ._backup import backup_home, restore
+from ._keys import DEFAULT_SCRYPT_N, Keyring, can_prompt, passphrase_from_environment
 from ._profile import check_changes, check_share, nest, visible_to
 from ._store import Store, ts
 from ._vendors import (
@@ -54,7 +55,6 @@ __all__ = ["Agent", "Broadcast", "SyncResult", "default_home"]
 Clock = Callable[[], datetime]
 #: How long a messages.fetch stays valid: it is never queued, only sent now.
 _FETCH_LIFETIME = timedelta(minutes=5)
-_MAX_FETCH_PAGES = 100
 
 
 def _utcnow() -> datetime:
@@ -153,12 +153,46 @@ class Agent:
         home = Path(home) if home is not None else default_home()
         store = Store.open(home)
         try:
-            passphrase = passphrase if passphrase is not None else passphrase_from_environment()
-            keys = await Keyring.open(store, passphrase)
+            if passphrase is not None:
+                keys = await Keyring.open(store, passphrase, source="the passphrase")
+            elif can_prompt():
+                keys = await Keyring.open_at_prompt(store)
+            else:
+                keys = await Keyring.open(store, passphrase_from_environment())
         except BaseException:
             store.close()
             raise
         return cls(home, store, keys, limits or Limits(), clock, session)
+
+    @classmethod
+    async def restore(cls, source: str | Path, home: str | Path | None = None, *,
+                      passphrase: str | None = None, limits: Limits | None = None,
+                      clock: Clock = _utcnow,
+                      session: aiohttp.ClientSession | None = None) -> Agent:
+        """Fill the empty ``home`` from the backup file ``source`` and open it.
+
+        The passphrase (default ``VRM_PASSPHRASE`` or a prompt) must open every
+        key in the backup. Raises ``UsageError`` (``home`` not empty),
+        ``PassphraseError`` and ``StoreError`` (not an intact vrm store); see
+        :func:`agent._backup.restore`.
+        """
+        home = Path(home) if home is not None else default_home()
+        passphrase = passphrase if passphrase is not None else passphrase_from_environment()
+        await asyncio.to_thread(restore, Path(source), home, passphrase)
+        return await cls.open(home, passphrase=passphrase, limits=limits, clock=clock,
+                              session=session)
+
+    async def backup(self, output: Path | BinaryIO) -> None:
+        """Write a consistent copy of the whole store to ``output`` (a path, written
+        0600 through a temporary file and a rename; or a binary stream), while
+        other processes may be using it. Keys stay sealed. See
+        :func:`agent._backup.backup`."""
+        await asyncio.to_thread(backup_home, self.home, output)
+
+    async def change_passphrase(self, new_passphrase: str) -> None:
+        """Re-seal every key under ``new_passphrase`` in one transaction (a crash
+        leaves the old or the new passphrase working, never neither)."""
+        await self._keys.reseal(new_passphrase)
 
     async def close(self) -> None:
         """Close the HTTP session and the store. Safe to call twice."""
@@ -702,7 +736,7 @@ class Agent:
         cursor = vendor["cursor"]
         new = 0
         vendor_key = self._deliverer.vendor_key(vendor["vendor_jwk"])
-        for _ in range(_MAX_FETCH_PAGES):
+        for _ in range(protocol.MAX_FETCH_PAGES):
             message, raw = self._sign(protocol.MessagesFetch, vendor,
                                       protocol.MessagesFetchBody(after=cursor),
                                       lifetime=_FETCH_LIFETIME)
@@ -718,24 +752,20 @@ class Agent:
             if verdict.kind != "delivered" or verdict.receipt is None:
                 return SyncResult(vendor["id"], vendor["name"], "failed", new,
                                   verdict.detail or verdict.kind)
-            body = verdict.receipt.body
             now = self._clock()
-            for jws in body.messages or []:
-                try:
-                    received = protocol.parse(
-                        protocol.jws_bytes(jws), now=now, keys=protocol.pinned_keys(vendor_key),
-                        recipient=vendor["pairwise_did"])
-                except protocol.ProtocolError:
-                    continue  # forged, expired or unreadable: not the vendor's word
+            # PROTOCOL.md §6.4: carried messages that fail are dropped, never a key change.
+            page = protocol.read_fetch_page(
+                verdict.receipt, after=cursor, vendor_key=vendor_key,
+                recipient=vendor["pairwise_did"], now=now)
+            for received, jws in page.messages:
                 inbox_rows.append((
                     vendor["id"], received.id, received.type, received.thread,
-                    json.dumps(received.body.to_wire()), protocol.jws_bytes(jws),
-                    ts(received.created), ts(now)))
+                    json.dumps(received.body.to_wire()), jws, ts(received.created), ts(now)))
                 new += 1
-            if body.cursor is not None and body.cursor != cursor:
-                cursor = body.cursor
+            if page.cursor != cursor:
+                cursor = page.cursor
                 cursors.append((cursor, vendor["id"]))
-            if not body.messages or body.cursor is None:
+            if not page.more:
                 break
         return SyncResult(vendor["id"], vendor["name"], "ok", new)
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import importlib
 import importlib.util
 import json
@@ -50,7 +49,7 @@ from rich.table import Table
 
 from ._agent import Agent, Broadcast, SyncResult, default_home
 from ._delivery import DeliveryResult
-from ._errors import AgentError, PassphraseError, UsageError, VendorKeyChanged
+from ._errors import AgentError, UsageError, VendorKeyChanged
 from ._profile import SHAREABLE
 from ._vendors import key_changed_message
 
@@ -230,14 +229,12 @@ def _init_setup(parser: argparse.ArgumentParser) -> None:
 
 
 async def _init(args: argparse.Namespace) -> int:
-    passphrase = os.environ.get("VRM_PASSPHRASE")
-    if not passphrase and sys.stdin.isatty():
-        passphrase = getpass.getpass("choose a passphrase: ")
-        if passphrase != getpass.getpass("repeat it: "):
-            raise PassphraseError("the two passphrases differ; run vrm init again")
-    if not passphrase:
-        raise PassphraseError("no passphrase: set VRM_PASSPHRASE, or run vrm init from a "
-                              "terminal to choose one")
+    from ._store_commands import choose_passphrase, short_passphrase_warning
+
+    typed = not os.environ.get("VRM_PASSPHRASE")
+    passphrase = choose_passphrase(variable="VRM_PASSPHRASE", what="passphrase")
+    if typed:
+        short_passphrase_warning(passphrase)
     agent = await Agent.init(_home(args), passphrase=passphrase, name=args.name)
     try:
         for warning in agent.warnings:
@@ -597,7 +594,14 @@ register("ui", help="your agent in your browser: a dashboard on 127.0.0.1 (the f
 
 # --- entry point ----------------------------------------------------------------
 
+#: Modules that register commands of their own when imported.
+_COMMAND_MODULES = ("agent.demo", "agent._store_commands")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    for module in _COMMAND_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
     parser = argparse.ArgumentParser(
         prog="vrm", description="Your agent for dealing with vendors: one change, every "
         "vendor, with signed receipts.",
@@ -624,8 +628,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``vrm`` entry point. Returns the exit status (and exits with it)."""
-    if importlib.util.find_spec("agent.demo") is not None:
-        importlib.import_module("agent.demo")  # registers `vrm demo`
     args = build_parser().parse_args(argv)
     try:
         status = asyncio.run(args.run(args))
@@ -655,4 +657,8 @@ def _fail(sentence: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m agent.cli`: this module is then __main__, a second copy;
+    # commands registered by other modules go to `agent.cli`, so run that one.
+    from agent.cli import main as _main
+
+    sys.exit(_main())

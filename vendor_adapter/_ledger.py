@@ -39,6 +39,7 @@ from datetime import datetime
 import protocol
 
 from ._core import Outcome, Verified
+from ._errors import OfferError
 from ._sink import CrmEvent, CrmSink
 
 __all__ = ["Ledger", "RelationshipHook", "FETCH_BUDGET", "GONE"]
@@ -176,7 +177,11 @@ class Ledger:
     def queue(self, conn: sqlite3.Connection, did: str, message: protocol.Message,
               jws: bytes) -> None:
         """Put a signed message in the outbox of the relationship with ``did``, until
-        it expires."""
+        it expires. A message over FETCH_BUDGET bytes could never fit a fetch page
+        alone (PROTOCOL.md §6.4): it is refused with ``OfferError``."""
+        if len(jws) > FETCH_BUDGET:
+            raise OfferError(f"the signed message is {len(jws)} bytes; a fetch page carries "
+                             f"at most {FETCH_BUDGET}")
         conn.execute("INSERT INTO vrm_outbox (vendor, did, message_id, type, jws, created, "
                      "expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (self.vendor, did, message.id, message.type, jws.decode(),
