@@ -15,7 +15,7 @@ Pages (all GET, none changes anything):
 ``/intents``          a new intent; each intent with its offers; cancel; check
                       for offers
 ``/outbox``           pending and failed messages with reasons; deliver now
-``/backup``           download an export
+``/backup``           download a backup (``vrm backup``) or an export
 ``/jobs/ID``          one action as it happens, then its results
                       (``/jobs/ID.json`` is what ``static/app.js`` polls)
 ====================  ==========================================================
@@ -31,6 +31,7 @@ shows each vendor's delivery as it happens by polling the JSON.
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
@@ -213,6 +214,7 @@ def create_app(agent: Agent, *, gate: Gate | None = None) -> web.Application:
         web.post("/sync", sync),
         web.get("/outbox", outbox_page), web.post("/deliver", deliver),
         web.get("/backup", backup_page), web.get("/backup/export.json", export),
+        web.get("/backup/vrm-backup.db", backup),
         web.get(r"/jobs/{id:[A-Za-z0-9_-]{1,32}}", job_page),
         web.get(r"/jobs/{id:[A-Za-z0-9_-]{1,32}}.json", job_json),
         web.static("/static", _HERE / "static", follow_symlinks=False),
@@ -363,6 +365,16 @@ async def outbox_page(request: web.Request) -> web.Response:
 
 async def backup_page(request: web.Request) -> web.Response:
     return _render(request, "backup.html", page="backup", home=str(request.app[AGENT].home))
+
+
+async def backup(request: web.Request) -> web.Response:
+    """The whole store as one SQLite file (``Agent.backup``, as ``vrm backup``):
+    keys stay sealed; ``vrm restore`` takes it back."""
+    buffer = io.BytesIO()
+    await request.app[AGENT].backup(buffer)
+    return web.Response(body=buffer.getvalue(), content_type="application/vnd.sqlite3",
+                        headers={"Content-Disposition":
+                                 'attachment; filename="vrm-backup.db"'})
 
 
 async def export(request: web.Request) -> web.Response:

@@ -1,7 +1,7 @@
 """The dashboard's pages and actions over real HTTP (agent.ui.app), for what
 the browser scenario does not reach: a vendor that is down (the outbox and
 "deliver now"), changing what a vendor may see, cancelling an intent, the
-export download, and a mistake in a form."""
+backup and export downloads, and a mistake in a form."""
 
 from __future__ import annotations
 
@@ -156,3 +156,18 @@ async def test_the_export_downloads_as_json(site: Site) -> None:
         data = json.loads(await response.text())
     assert data["format"] == "vrm-export/1"
     assert data["profile"]["email"] == "ann@example.org"
+
+
+async def test_a_backup_downloads_and_restores(site: Site, tmp_path: Path) -> None:
+    async with site.session.get(site.base + "/backup/vrm-backup.db") as response:
+        assert response.headers["Content-Disposition"] == (
+            'attachment; filename="vrm-backup.db"')
+        (tmp_path / "backup.db").write_bytes(await response.read())
+    restored = await Agent.restore(tmp_path / "backup.db", tmp_path / "restored",
+                                   passphrase="pw")
+    try:
+        assert restored.profile() == site.agent.profile()
+        assert [v["pairwise_did"] for v in restored.vendors()] == [
+            v["pairwise_did"] for v in site.agent.vendors()]
+    finally:
+        await restored.close()

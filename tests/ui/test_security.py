@@ -26,7 +26,8 @@ from vendor_adapter.aiohttp import vrm_app
 
 HOSTILE = "<script>alert('owned')</script><img src=x onerror=alert(1)>\u202eevil"
 PAGES = ("/", "/profile", "/intents", "/outbox", "/backup", "/vendors/1", "/vendors/1/end",
-         "/static/app.js", "/static/style.css", "/backup/export.json")
+         "/static/app.js", "/static/style.css", "/backup/export.json",
+         "/backup/vrm-backup.db")
 
 
 @dataclass
