@@ -12,7 +12,8 @@ CRM, or the vendor's own sink), and answers with receipts the vendor signs.
 
 The core (``InboxCore``) is framework-free: bytes and a content type in,
 status, content type and bytes out. ``vendor_adapter.aiohttp`` is one thin
-binding over it.
+binding over it. ``vendor_adapter.forward`` delivers every CRM event to the
+vendor's own systems (signed webhooks, SCIM 2.0), durably.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import protocol
 
@@ -81,6 +82,9 @@ class Ledger:
     vendor: str
     sink: CrmSink
     accept_relationship: RelationshipHook | None = None
+    #: Queues the forwarding events of an accepted message, in its transaction
+    #: (vendor_adapter.forward.Forwarding.record); None forwards nothing.
+    forward: Any = None
 
     def process(self, conn: sqlite3.Connection, item: Verified) -> Outcome:
         message = item.message
@@ -120,6 +124,11 @@ class Ledger:
         elif message.type == "relationship.end":
             self._end(conn, message.sender, when, record,
                       erase=message.body.erase)  # type: ignore[attr-defined]
+        if self.forward is not None:
+            self.forward.record(conn, message, new=rel is None,
+                                relationship=json.loads(rel[1]) if rel is not None else None,
+                                record=record, received=item.received,
+                                fetched=outcome.messages)
         conn.execute(
             "INSERT INTO vrm_seen (vendor, sender, message_id, expires, status, record) "
             "VALUES (?, ?, ?, ?, 'accepted', ?)",

@@ -167,5 +167,14 @@ def _finish_earlier_ends(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="0004_forward_queue")
+def _forward_queue(db: Database) -> None:
+    # The forwarding queue (issue 12): its tables and all of its SQL live in
+    # vendor_adapter/forward/_queue.py, whose SCHEMA is frozen like this file.
+    from .forward._queue import SCHEMA
+
+    db.executescript(SCHEMA)
+
+
 def migrate(db: Database) -> None:
     MIGRATIONS.apply(db)

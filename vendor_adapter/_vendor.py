@@ -12,7 +12,7 @@ Many identities may share one database file (``Vendor.open`` with another
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,6 +28,8 @@ from ._identity import open_identity
 from ._ledger import Ledger, RelationshipHook
 from ._mapping import DEFAULT, FieldMapping
 from ._sink import CrmSink
+from .forward._relay import Forwarding
+from .forward._target import Target
 
 __all__ = ["Vendor", "SUPPORTED_TYPES"]
 
@@ -53,7 +55,8 @@ class Vendor:
                  sink: CrmSink | None, mapping: FieldMapping,
                  accept_relationship: RelationshipHook | None,
                  clock: Callable[[], datetime],
-                 registry: protocol.MessageRegistry, types: tuple[str, ...]) -> None:
+                 registry: protocol.MessageRegistry, types: tuple[str, ...],
+                 forward: Sequence[Target] = ()) -> None:
         self._db = db
         self._key = key
         self.name = name
@@ -62,7 +65,10 @@ class Vendor:
         self.sink: CrmSink = sink if sink is not None else SqliteCrm()
         self.crm = CrmView(db, key.did, mapping)
         self.core = InboxCore(key, clock=clock, registry=registry, accepts=types)
-        self.ledger = Ledger(key.did, self.sink, accept_relationship)
+        #: Forwarding to the vendor's own systems (vendor_adapter.forward).
+        self.forwarding = Forwarding(db, key.did, forward, mapping=mapping)
+        self.ledger = Ledger(key.did, self.sink, accept_relationship,
+                             forward=self.forwarding if forward else None)
         # The file's periodic purge goes by the clocks of the vendors open on it.
         self._purge_clock = clock
         db.add_clock(clock)
@@ -82,6 +88,7 @@ class Vendor:
         registry: protocol.MessageRegistry = protocol.CORE_REGISTRY,
         types: tuple[str, ...] = SUPPORTED_TYPES,
         create: bool = True,
+        forward: Sequence[Target] = (),
     ) -> Vendor:
         """Open the vendor named ``name`` in the database at ``path``; create the
         database, the schema and the identity (a sealed key) if missing.
@@ -90,6 +97,11 @@ class Vendor:
         With ``create=False`` nothing is created: a file that is missing, empty or
         holds no vendor is refused before anything is written to it
         (``NotAVendorDatabase``), and a missing name is ``VendorNotFound``.
+
+        ``forward``: targets (``vendor_adapter.forward.Webhook``, ``Scim``) that
+        hear every CRM event; their relay starts with the first inbox request, or
+        with ``await vendor.forwarding.start()``. Raises ``ForwardError`` for a
+        target given twice.
         """
         db = Database.acquire(path, create=create)
         try:
@@ -97,9 +109,13 @@ class Vendor:
         except BaseException:
             db.release()
             raise
-        return cls(db, key, actual, sink=sink, mapping=mapping,
-                   accept_relationship=accept_relationship, clock=clock, registry=registry,
-                   types=types)
+        try:
+            return cls(db, key, actual, sink=sink, mapping=mapping,
+                       accept_relationship=accept_relationship, clock=clock,
+                       registry=registry, types=types, forward=forward)
+        except BaseException:
+            db.release()
+            raise
 
     # --- identity ----------------------------------------------------------------
 
@@ -127,18 +143,24 @@ class Vendor:
         """Answer one inbox request. Never raises (a framework binding calls this)."""
         if self._closed:
             return UNAVAILABLE
+        self.forwarding.ensure_started()
         return await self.core.handle_async(body, content_type, self._apply)
 
     def handle_sync(self, body: bytes, content_type: str | None) -> Response:
         """The same, blocking (for tests, fuzzing and WSGI-style bindings)."""
         if self._closed:
             return UNAVAILABLE
-        return self.core.handle(
+        response = self.core.handle(
             body, content_type, lambda item: self._db.writer.run_sync(
                 lambda conn: self.ledger.process(conn, item)))
+        self.forwarding.notify()
+        return response
 
     async def _apply(self, item: Verified) -> Outcome:
-        return await self._db.writer.run(lambda conn: self.ledger.process(conn, item))
+        outcome = await self._db.writer.run(lambda conn: self.ledger.process(conn, item))
+        if outcome.status == "accepted":
+            self.forwarding.notify()  # committed: the relay may deliver its events
+        return outcome
 
     # --- offers ----------------------------------------------------------------------
 
@@ -204,9 +226,14 @@ class Vendor:
             raise ClosedError(f"vendor {self.name!r} is closed")
 
     def close(self) -> None:
-        """Release the database (closed once the last vendor on it closes). Idempotent."""
+        """Release the database (closed once the last vendor on it closes). Idempotent.
+
+        The forwarding relay is cancelled; ``await vendor.forwarding.stop()``
+        before ``close()`` waits for it to end. Undelivered events stay queued
+        and are delivered when the vendor is opened (and started) again."""
         if not self._closed:
             self._closed = True
+            self.forwarding.cancel()
             self._db.remove_clock(self._purge_clock)
             self._db.release()
 

@@ -6,7 +6,8 @@ and a non-zero exit status, never a traceback.
 
 The vendor key is sealed in the database with a passphrase read from the
 environment variable VRM_VENDOR_PASSPHRASE (never from the command line,
-where other users could read it in the process list).
+where other users could read it in the process list). The same holds for the
+forwarding secrets: VRM_VENDOR_WEBHOOK_SECRET and VRM_VENDOR_SCIM_TOKEN.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from ._mapping import MAPPINGS
 from ._vendor import Vendor
 
 __all__ = ["main"]
+
+#: The environment variables holding the forwarding secrets (never on the command line).
+WEBHOOK_SECRET_ENV = "VRM_VENDOR_WEBHOOK_SECRET"
+SCIM_TOKEN_ENV = "VRM_VENDOR_SCIM_TOKEN"
 
 #: Columns shown in the readable tables (--json shows every column).
 _TABLE_COLUMNS = {
@@ -72,12 +77,14 @@ class _Parser(argparse.ArgumentParser):
 
 #: What to say when a required argument is missing, by its name in argparse's message.
 _MISSING = {
-    "COMMAND": "name a command: serve, crm or offer",
+    "COMMAND": "name a command: serve, crm, offer or forward",
+    "ACTION": "name what to do: status or retry",
     "KIND": "name the records to list: " + ", ".join(sorted(_TABLE_COLUMNS)),
     "LEAD_ID": "name the lead to make the offer for; `vrm-vendor crm leads` lists them",
 }
 #: What a choice is, in "'x' is not ...", by its name in argparse's message.
-_CHOICE = {"COMMAND": "a command", "KIND": "a kind of record", "--mapping": "a mapping"}
+_CHOICE = {"COMMAND": "a command", "KIND": "a kind of record", "--mapping": "a mapping",
+           "ACTION": "a forward action"}
 
 
 def _sentence(message: str) -> str:
@@ -145,6 +152,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=_positive("--max-connections", int),
                        metavar="N", help="answer 503 to connections beyond this many "
                                          "(default: 1000, or fewer if the open-file limit is low)")
+    serve.add_argument("--forward-webhook", action="append", default=[], metavar="URL",
+                       help="POST every CRM event to URL as a Standard Webhook, signed with "
+                            f"the whsec_ secret in ${WEBHOOK_SECRET_ENV} (repeatable)")
+    serve.add_argument("--forward-scim", action="append", default=[], metavar="URL",
+                       help="keep the SCIM 2.0 Users at base URL in step with the contacts, "
+                            f"with the bearer token in ${SCIM_TOKEN_ENV} (repeatable)")
 
     crm = commands.add_parser("crm", help="list CRM records")
     crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS), metavar="KIND",
@@ -163,6 +176,20 @@ def _parser() -> argparse.ArgumentParser:
     offer.add_argument("--price", required=True, help="a decimal amount, like 199.00")
     offer.add_argument("--currency", default="EUR", help="ISO 4217 code, like EUR")
     offer.add_argument("--valid-until", help="RFC 3339 UTC time, like 2026-06-01T12:00:00Z")
+
+    forward = commands.add_parser("forward", help="see and retry the forwarding queue")
+    actions = forward.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="per target: queued, delivered, failing, "
+                                               "last error, next attempt")
+    status.add_argument("--db", required=True)
+    status.add_argument("--name", help="the vendor, if the database holds several")
+    status.add_argument("--json", action="store_true", help="print a JSON array")
+    retry = actions.add_parser("retry", help="make failed events due now (and enable a "
+                                             "target that answered 410 again)")
+    retry.add_argument("target", nargs="?", metavar="TARGET",
+                       help="the target's URL (default: every target)")
+    retry.add_argument("--db", required=True)
+    retry.add_argument("--name", help="the vendor, if the database holds several")
     return parser
 
 
@@ -188,8 +215,10 @@ async def _serve(args: argparse.Namespace) -> None:
 
     chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections}
     limits = ServerLimits(**{name: value for name, value in chosen.items() if value is not None})
-    vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase())
+    targets = _forward_targets(args)
+    vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase(), forward=targets)
     try:
+        await vendor.forwarding.start()  # delivers what an earlier run left queued
         try:
             runner = await serve(vrm_app(vendor, public_base_url=args.public_url),
                                  host=args.host, port=args.port, limits=limits,
@@ -212,7 +241,72 @@ async def _serve(args: argparse.Namespace) -> None:
         finally:
             await runner.cleanup()
     finally:
+        await vendor.forwarding.stop()
         vendor.close()
+
+
+def _forward_targets(args: argparse.Namespace) -> list[Any]:
+    """The --forward-* targets, with their secrets from the environment."""
+    from .forward import Scim, Webhook
+
+    targets: list[Any] = []
+    for option, env, make in (("--forward-webhook", WEBHOOK_SECRET_ENV,
+                               lambda url, s: Webhook(url, secret=s)),
+                              ("--forward-scim", SCIM_TOKEN_ENV,
+                               lambda url, s: Scim(url, token=s))):
+        urls = getattr(args, option[2:].replace("-", "_"))
+        if not urls:
+            continue
+        secret = os.environ.get(env)
+        if not secret:
+            raise CliError(f"{option} needs its secret in ${env} (never on the command line)")
+        targets.extend(make(url, secret) for url in urls)
+    return targets
+
+
+def _forward(args: argparse.Namespace) -> None:
+    from protocol import display_text
+
+    vendor = _open_existing(args)
+    try:
+        if args.action == "retry":
+            count = vendor.forwarding.retry(args.target)
+            print(f"{count} event{'s' if count != 1 else ''} due now", file=sys.stderr)
+            return
+        rows = vendor.forwarding.status()
+    finally:
+        vendor.close()
+    records = [{"target": r.target, "kind": r.kind, "queued": r.queued,
+                "delivered": r.delivered, "failing": r.failing, "failed": r.failed,
+                "last_error": r.last_error, "last_failure": _time(r.last_failure),
+                "next_attempt": _time(r.next_attempt), "disabled": r.disabled}
+               for r in rows]
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    if not records:
+        print("no forwarding targets; add them with `vrm-vendor serve --forward-webhook URL` "
+              "or `--forward-scim URL`", file=sys.stderr)
+        return
+    for record in records:
+        state = "disabled (410 Gone)" if record["disabled"] else "enabled"
+        print(f"{display_text(record['target'])} [{record['kind']}, {state}]: "
+              f"{record['queued']} queued, {record['delivered']} delivered, "
+              f"{record['failing']} failing, {record['failed']} failed")
+        if record["last_error"]:
+            print(f"  last error: {display_text(record['last_error'])} "
+                  f"at {record['last_failure']}")
+        if record["next_attempt"]:
+            print(f"  next attempt: {record['next_attempt']}")
+
+
+def _time(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    from datetime import datetime, timezone
+
+    from protocol import format_time
+    return format_time(datetime.fromtimestamp(ms // 1000, timezone.utc))
 
 
 def _crm(args: argparse.Namespace) -> None:
@@ -280,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(args))
         elif args.command == "crm":
             _crm(args)
+        elif args.command == "forward":
+            _forward(args)
         else:
             _offer(args)
     except (CliError, VendorAdapterError) as exc:
