@@ -6,7 +6,9 @@ agent reads and writes rows through :class:`Store`.
 
 Tables (see ``_migrations`` below for the exact schema):
 
-- ``meta``           key/value: the key-sealing parameters, the person's name
+- ``meta``           key/value: the key-sealing parameters, the person's name,
+                     the terms proffered (``terms``) and the contact
+                     preferences (``preferences``), as JSON
 - ``keys``           every private key, sealed (never plaintext)
 - ``profile``        the person's fields, flattened: ``postal_address.locality``
 - ``vendors``        one row per relationship: discovery document, pinned vendor

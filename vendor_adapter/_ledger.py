@@ -22,6 +22,10 @@ can fetch them any more. On an erasure the relationship's record becomes the
 erasure's own record reference, so that the request's (which may name the
 person in the vendor's systems, like a customer id) is not kept.
 
+A messages.fetch marks the offers it hands out as fetched (``vrm_offer``), in
+its own transaction: an offer fetched can no longer be withdrawn, and one
+withdrawn (deleted from the outbox by the same writer) is never handed out.
+
 The seen row is written in the same transaction as the CRM change, so a
 message has exactly one effect even if the process dies between the two.
 Rejections are not remembered: they changed nothing, and the same message
@@ -147,6 +151,9 @@ class Ledger:
                          "WHERE vendor = ? AND did = ?", (when, self.vendor, did))
         # Fetching after the end is refused (410): what is queued can never be fetched.
         conn.execute("DELETE FROM vrm_outbox WHERE vendor = ? AND did = ?", (self.vendor, did))
+        if erase:  # the offers made to the person go with the rest of their data
+            conn.execute("DELETE FROM vrm_offer WHERE vendor = ? AND did = ?",
+                         (self.vendor, did))
 
     def _decide(self, message: protocol.RelationshipRequest, context: dict[str, str]) -> None:
         if self.accept_relationship is None:
@@ -171,16 +178,20 @@ class Ledger:
         # expiry within that second, so nothing still valid is skipped; the
         # periodic purge deletes the rest (``_database._purge_expired``).
         rows = conn.execute(
-            "SELECT seq, jws FROM vrm_outbox WHERE vendor = ? AND did = ? AND seq > ? "
+            "SELECT seq, jws, message_id FROM vrm_outbox WHERE vendor = ? AND did = ? AND seq > ? "
             "AND expires > ? ORDER BY seq LIMIT 100",
             (self.vendor, message.sender, start, protocol.format_time(now)[:19])).fetchall()
-        messages, used, cursor = [], 0, start
-        for seq, jws in rows:
+        messages, used, cursor, handed = [], 0, start, []
+        for seq, jws, message_id in rows:
             if messages and used + len(jws) > FETCH_BUDGET:
                 break  # the rest comes with the next fetch, after this cursor
             messages.append(protocol.FlattenedJWS.model_validate(json.loads(jws)))
             used += len(jws)
             cursor = seq
+            handed.append((protocol.format_time(now), self.vendor, message_id))
+        # In this fetch's transaction: an offer handed out can no longer be withdrawn.
+        conn.executemany("UPDATE vrm_offer SET fetched = ? WHERE vendor = ? "
+                         "AND message_id = ? AND fetched IS NULL", handed)
         return Outcome("accepted", messages=messages, cursor=str(cursor))
 
     def queue(self, conn: sqlite3.Connection, did: str, message: protocol.Message,

@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import ValidationError
-
 import protocol
 
 from ._core import UNAVAILABLE, InboxCore, Outcome, Response, Verified
@@ -27,6 +25,7 @@ from ._errors import ClosedError, LeadNotFound, OfferError
 from ._identity import open_identity
 from ._ledger import Ledger, RelationshipHook
 from ._mapping import DEFAULT, FieldMapping
+from ._offers import check_offer, list_offers, list_sql, record_offer, withdraw
 from ._sink import CrmSink
 from .forward._relay import Forwarding
 from .forward._target import Target
@@ -167,8 +166,14 @@ class Vendor:
     async def make_offer(self, lead_id: int | str, *, summary: str, price: str = "199.00",
                          currency: str = "EUR", valid_until: datetime | str | None = None,
                          url: str | None = None) -> str:
-        """Sign an offer for a lead, queue it for the agent's messages.fetch and mark
-        the lead ``offered``. Returns the offer's message id."""
+        """Sign an offer for a lead, queue it for the agent's messages.fetch, record it
+        (see :meth:`offers`) and mark the lead ``offered``. Returns the offer's
+        message id.
+
+        ``price`` is a decimal string (``"7.50"``), ``currency`` an ISO 4217 code
+        (upper-cased here), ``valid_until`` a datetime or RFC 3339 UTC text after
+        now, ``url`` an http(s) address. Raises :class:`OfferError` with one
+        sentence saying what to change (``LeadNotFound`` for an unknown lead)."""
         self._check_open()
         return await self._db.writer.run(self._offer_job(
             lead_id, summary, price, currency, valid_until, url))
@@ -183,19 +188,8 @@ class Vendor:
     def _offer_job(self, lead_id: int | str, summary: str, price: str, currency: str,
                    valid_until: datetime | str | None, url: str | None) -> Callable[[Any], str]:
         lead_number = _lead_number(lead_id)
-        try:
-            offer_body: dict[str, Any] = {
-                "summary": summary, "price": protocol.Price(amount=price, currency=currency)}
-            if valid_until is not None:
-                offer_body["valid_until"] = (valid_until if isinstance(valid_until, datetime)
-                                             else protocol.parse_time(valid_until))
-            if url is not None:
-                offer_body["url"] = url
-            body = protocol.OfferBody(**offer_body)
-        except (ValidationError, ValueError) as exc:
-            detail = (protocol.describe_validation_error(exc)
-                      if isinstance(exc, ValidationError) else str(exc))
-            raise OfferError(f"the offer is invalid: {detail}") from None
+        body = check_offer(summary=summary, price=price, currency=currency,
+                           valid_until=valid_until, url=url, now=self.clock())
 
         def job(conn: Any) -> str:
             row = conn.execute("SELECT did, message_id, status FROM lead WHERE vendor = ? "
@@ -213,11 +207,38 @@ class Vendor:
                                    thread=intent_id, body=body)
             jws = protocol.sign(offer, self._key)
             self.ledger.queue(conn, did, offer, jws)
+            record_offer(conn, self.did, did, lead_number, offer)
             conn.execute("UPDATE lead SET status = 'offered', offer_id = ?, updated = ? "
                          "WHERE id = ?", (offer.id, protocol.format_time(now), lead_number))
             return offer.id
 
         return job
+
+    def offers(self, *, lead_id: int | str | None = None) -> list[dict[str, Any]]:
+        """Every offer made (newest first), or those for ``lead_id``: ``{id, lead_id,
+        summary, amount, currency, valid_until, url, created, expires, fetched,
+        withdrawn, status}``, status being ``waiting``, ``fetched``, ``withdrawn``,
+        ``expired`` or ``dropped`` (see ``vendor_adapter._offers``)."""
+        self._check_open()
+        if lead_id is None:
+            rows = self._db.read(list_sql(lead=False), (self.did,))
+        else:
+            rows = self._db.read(list_sql(lead=True), (self.did, _lead_number(lead_id)))
+        return list_offers(rows, self.clock())
+
+    async def withdraw_offer(self, offer_id: str) -> dict[str, Any]:
+        """Withdraw an offer the person's agent has not fetched yet (its id, or a
+        unique start of it): it is never delivered, and its lead is open again.
+        Returns the offer (see :meth:`offers`). Raises :class:`OfferError` for an
+        offer already fetched, withdrawn, expired or unknown."""
+        self._check_open()
+        return await self._db.writer.run(
+            lambda conn: withdraw(conn, self.did, offer_id, self.clock()))
+
+    def withdraw_offer_sync(self, offer_id: str) -> dict[str, Any]:
+        self._check_open()
+        return self._db.writer.run_sync(
+            lambda conn: withdraw(conn, self.did, offer_id, self.clock()))
 
     # --- lifecycle ---------------------------------------------------------------------
 

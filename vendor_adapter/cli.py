@@ -23,6 +23,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+import protocol
+
 from ._errors import VendorAdapterError
 from ._identity import PASSPHRASE_ENV
 from ._mapping import MAPPINGS
@@ -77,8 +79,9 @@ class _Parser(argparse.ArgumentParser):
 
 #: What to say when a required argument is missing, by its name in argparse's message.
 _MISSING = {
-    "COMMAND": "name a command: serve, crm, offer or forward",
+    "COMMAND": "name a command: serve, crm, offer, offers, offer withdraw or forward",
     "ACTION": "name what to do: status or retry",
+    "OFFER": "name the offer to withdraw; `vrm-vendor offers` lists them",
     "KIND": "name the records to list: " + ", ".join(sorted(_TABLE_COLUMNS)),
     "LEAD_ID": "name the lead to make the offer for; `vrm-vendor crm leads` lists them",
 }
@@ -140,10 +143,14 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the discovery document and the inbox")
     serve.add_argument("--db", required=True, help="the vendor database (created on first run)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
-    serve.add_argument("--name", help="the vendor's name (default: the only vendor in --db)")
-    serve.add_argument("--public-url", help="the base URL people's agents use, if behind a proxy")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8080,
+                       help="the port to listen on; 0 picks a free port (default: 8080)")
+    serve.add_argument("--name", help="the vendor's name, created on first run (default: the "
+                                      "only vendor in --db, or \"VRM vendor\" in a new one)")
+    serve.add_argument("--public-url", help="the base URL people's agents use, if behind a "
+                                            "proxy (default: http://HOST:PORT)")
     # The defaults are ServerLimits' (not imported here: aiohttp loads only to serve).
     serve.add_argument("--header-timeout", type=_positive("--header-timeout", float),
                        metavar="SECONDS",
@@ -168,14 +175,37 @@ def _parser() -> argparse.ArgumentParser:
     crm.add_argument("--mapping", choices=sorted(MAPPINGS), default="default",
                      help="field names for contacts and leads (with --json)")
 
-    offer = commands.add_parser("offer", help="make an offer for a lead")
-    offer.add_argument("lead_id", metavar="LEAD_ID")
-    offer.add_argument("--db", required=True)
+    offer = commands.add_parser("offer", help="make an offer for a lead",
+                                epilog="To withdraw an offer not fetched yet: "
+                                       "vrm-vendor offer withdraw OFFER.")
+    offer.add_argument("lead_id", metavar="LEAD_ID",
+                       help="the lead's number, as `vrm-vendor crm leads` shows it")
+    offer.add_argument("--db", required=True, help="the vendor database")
     offer.add_argument("--name", help="the vendor, if the database holds several")
-    offer.add_argument("--summary", required=True)
-    offer.add_argument("--price", required=True, help="a decimal amount, like 199.00")
-    offer.add_argument("--currency", default="EUR", help="ISO 4217 code, like EUR")
-    offer.add_argument("--valid-until", help="RFC 3339 UTC time, like 2026-06-01T12:00:00Z")
+    offer.add_argument("--summary", required=True, help="what is offered, like \"Trek 520\"")
+    offer.add_argument("--price", required=True, help="a decimal amount with a dot, like 199.00")
+    offer.add_argument("--currency", default="EUR",
+                       help="ISO 4217 code, like EUR; upper-cased (default: EUR)")
+    offer.add_argument("--valid-until", help="RFC 3339 UTC time after now, like "
+                                             "2026-06-01T12:00:00Z (default: no limit)")
+    offer.add_argument("--url", help="a page about the offer, like https://shop.example/trek")
+    offer.add_argument("--json", action="store_true", help="print the offer as JSON")
+
+    # "offer withdraw" is its own command: main() joins the two words (see _joined).
+    withdraw = commands.add_parser("offer withdraw", help="withdraw an offer the person's "
+                                   "agent has not fetched yet")
+    withdraw.add_argument("offer_id", metavar="OFFER",
+                          help="the offer's id (or its start), as `vrm-vendor offers` shows it")
+    withdraw.add_argument("--db", required=True, help="the vendor database")
+    withdraw.add_argument("--name", help="the vendor, if the database holds several")
+    withdraw.add_argument("--json", action="store_true", help="print the offer as JSON")
+
+    offers = commands.add_parser("offers", help="list the offers made, and whether each "
+                                 "was fetched")
+    offers.add_argument("--lead", metavar="ID", help="only the offers for this lead")
+    offers.add_argument("--db", required=True, help="the vendor database")
+    offers.add_argument("--name", help="the vendor, if the database holds several")
+    offers.add_argument("--json", action="store_true", help="print a JSON array")
 
     forward = commands.add_parser("forward", help="see and retry the forwarding queue")
     actions = forward.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -191,6 +221,19 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("--db", required=True)
     retry.add_argument("--name", help="the vendor, if the database holds several")
     return parser
+
+
+#: Commands named by two words (see _joined).
+_JOINED = ("offer withdraw",)
+
+
+def _joined(argv: Sequence[str]) -> list[str]:
+    """``vrm-vendor offer withdraw X`` is the command "offer withdraw": lead ids are
+    numbers, so the word "withdraw" after "offer" is never a lead."""
+    argv = list(argv)
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in _JOINED:
+        argv[:2] = [f"{argv[0]} {argv[1]}"]
+    return argv
 
 
 def _passphrase() -> str:
@@ -355,17 +398,59 @@ def _offer(args: argparse.Namespace) -> None:
     vendor = _open_existing(args)
     try:
         offer_id = vendor.make_offer_sync(args.lead_id, summary=args.summary, price=args.price,
-                                          currency=args.currency, valid_until=args.valid_until)
+                                          currency=args.currency, valid_until=args.valid_until,
+                                          url=args.url)
+        made = [o for o in vendor.offers() if o["id"] == offer_id]
     finally:
         vendor.close()
+    if args.json:
+        print(protocol.display_json(made[0] if made else {"id": offer_id}, indent=2))
+        return
     print(offer_id)
     print(f"offer {offer_id} for lead {args.lead_id} is queued; the person's agent collects "
-          "it with messages.fetch", file=sys.stderr)
+          f"it with messages.fetch (until then, `vrm-vendor offer withdraw {offer_id}` "
+          f"withdraws it)", file=sys.stderr)
+
+
+def _withdraw(args: argparse.Namespace) -> None:
+    vendor = _open_existing(args)
+    try:
+        offer = vendor.withdraw_offer_sync(args.offer_id)
+    finally:
+        vendor.close()
+    if args.json:
+        print(protocol.display_json(offer, indent=2))
+        return
+    print(f"withdrew offer {offer['id']} for lead {offer['lead_id']}; it will never be "
+          f"delivered, and the lead is open again")
+
+
+def _offers(args: argparse.Namespace) -> None:
+    vendor = _open_existing(args)
+    try:
+        offers = vendor.offers(lead_id=args.lead)
+    finally:
+        vendor.close()
+    if args.json:
+        print(protocol.display_json(offers, indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"offers ({len(offers)})", title_justify="left")
+    for column in ("offer", "lead", "summary", "price", "valid until", "status"):
+        table.add_column(column, overflow="fold")
+    for o in offers:
+        table.add_row(*(escape(protocol.display_text(value)) for value in (
+            o["id"], o["lead_id"], o["summary"], f"{o['amount']} {o['currency']}",
+            o["valid_until"] or "", o["status"] + (f" {o['fetched']}" if o["fetched"] else ""))))
+    Console(highlight=False, emoji=False).print(table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(_joined(sys.argv[1:] if argv is None else argv))
     except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -376,6 +461,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _crm(args)
         elif args.command == "forward":
             _forward(args)
+        elif args.command == "offers":
+            _offers(args)
+        elif args.command == "offer withdraw":
+            _withdraw(args)
         else:
             _offer(args)
     except (CliError, VendorAdapterError) as exc:

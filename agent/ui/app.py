@@ -8,7 +8,7 @@ Pages (all GET, none changes anything):
 ``/``                 overview: each vendor, what it may see and was told, the
                       last receipt; pending and failed deliveries; add a vendor
 ``/vendors/N``        one relationship: its history with receipts verified
-                      again, the fields it may see (change them), end
+                      again, its offers, the fields it may see (change them), end
 ``/vendors/N/end``    the confirmation step before ending (``?erase=1``: and
                       erasing)
 ``/profile``          the person's fields; saving tells the vendors
@@ -326,7 +326,8 @@ async def vendor_page(request: web.Request) -> web.Response:
     if vendor is None:
         return _not_found(request, "There is no vendor with this number.")
     return _render(request, "vendor.html", page="overview", vendor=vendor,
-                   history=agent.vendor_history(vendor["id"]), shareable=SHAREABLE,
+                   messages=agent.vendor_history(vendor["id"])["messages"],
+                   offers=agent.offers(vendor=vendor["id"]), shareable=SHAREABLE,
                    reachable=vendor["status"] in REACHABLE,
                    can_end=vendor["status"] in ("pending", "active", "ending", "key-changed"),
                    can_erase=vendor["status"] != "refused" and not vendor["erased"])
@@ -352,7 +353,11 @@ async def profile_page(request: web.Request) -> web.Response:
 
 async def intents_page(request: web.Request) -> web.Response:
     agent = request.app[AGENT]
-    return _render(request, "intents.html", page="intents", intents=agent.intents())
+    offers: dict[str, list[dict[str, Any]]] = {}
+    for offer in agent.offers():  # newest first
+        offers.setdefault(offer["intent_id"], []).append(offer)
+    return _render(request, "intents.html", page="intents", intents=agent.intents(),
+                   offers=offers)
 
 
 async def outbox_page(request: web.Request) -> web.Response:

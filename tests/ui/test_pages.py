@@ -125,20 +125,51 @@ async def test_changing_what_a_vendor_may_see_tells_it(site: Site) -> None:
     assert site.vendor.crm.contacts()[0]["phone"] == "+4930123456"
     vendor_page = text(await site.page("/vendors/1"))
     assert vendor_page.count("signature verifies") == 2
+    page = text(await site.act("/vendors/1/share", share=["phone"]))
+    assert "Bikes4U may now see phone." in page
+    assert "phone removed: email" in text(await site.page("/vendors/1"))
+    # A receipt spoilt in the store is shown as not verifying (checked again on
+    # each view, with the pinned key).
+    [first, *_] = site.agent.vendor_history(1)["messages"]
+    stored = json.loads(bytes(site.agent.store.one(
+        "SELECT jws FROM receipts WHERE message_id = ?", (first["message_id"],))["jws"]))
+    stored["signature"] = ("A" if stored["signature"][0] != "A" else "B") + stored["signature"][1:]
+    with site.agent.store.transaction() as conn:
+        conn.execute("UPDATE receipts SET jws = ? WHERE message_id = ?",
+                     (json.dumps(stored).encode(), first["message_id"]))
+    vendor_page = text(await site.page("/vendors/1"))
+    assert vendor_page.count("signature verifies") == 2
+    assert vendor_page.count("does not verify:") == 1
 
 
 async def test_cancelling_an_intent_from_its_page(site: Site) -> None:
     page = text(await site.act("/intents", summary="Touring bike", budget="800",
-                               currency="eur", category="bicycles"))
+                               currency="eur", category="bicycles", location="Hamburg"))
     assert "Intent sent; 1 of 1 vendors confirmed it." in page
     [intent] = site.agent.intents()
-    assert intent["budget"] == {"max": "800", "currency": "EUR"}
+    assert intent["body"]["budget"] == {"max": "800", "currency": "EUR"}
+    [lead] = site.vendor.crm.leads()
+    await site.vendor.make_offer(lead["id"], summary="Trek 520", price="749.00")
+    assert "1 new message" in text(await site.act("/sync"))
+    intents = text(await site.page("/intents"))
+    assert ("bicycles · up to 800 EUR · Hamburg · sent" in intents
+            and f"to 1 vendors, 1 confirmed · id {intent['short_id']}" in intents)
+    assert "Bikes4U : Trek 520 , 749.00 EUR live" in intents
     assert f'action="/intents/{intent["id"]}/cancel"' in await site.page("/intents")
-    page = text(await site.act(f"/intents/{intent['id']}/cancel"))
+    # Any unique start of the id will do, as with `vrm intent cancel`.
+    page = text(await site.act(f"/intents/{intent['short_id']}/cancel"))
     assert "Intent cancelled; 1 vendors were told." in page
     intents = await site.page("/intents")
     assert "status-cancelled" in intents and "/cancel" not in intents
+    assert "Bikes4U : Trek 520 , 749.00 EUR intent cancelled" in text(intents)
     assert site.vendor.crm.leads()[0]["status"] == "cancelled"
+    vendor_page = text(await site.page("/vendors/1"))
+    assert "Trek 520 , 749.00 EUR intent cancelled received" in vendor_page
+    assert "for Touring bike" in vendor_page
+    # Cancelled already: one sentence, nothing sent again.
+    page = text(await site.act(f"/intents/{intent['id']}/cancel"))
+    assert "is already cancelled" in page
+    assert [m["type"] for m in site.agent.outbox()].count("intent.cancel") == 1
 
 
 async def test_a_mistake_is_one_sentence_and_changes_nothing(site: Site) -> None:
