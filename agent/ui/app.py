@@ -530,6 +530,9 @@ async def send_intent(request: web.Request) -> web.Response:
 
 
 async def cancel_intent(request: web.Request) -> web.Response:
+    """Withdraw the intent named in the path: its id or a unique start of it
+    (``Agent.cancel_intent``, as ``vrm intent cancel``). An open or expired
+    intent may be cancelled; one cancelled already is a one-sentence failure."""
     agent = request.app[AGENT]
     intent_id = request.match_info["id"]
 
