@@ -1013,6 +1013,34 @@ def _joined(argv: Sequence[str]) -> list[str]:
 _JOINED_NAMES: set[str] = set()
 
 
+# --- vrm ui ---------------------------------------------------------------------
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"--port is a number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def _ui_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=_port, default=0,
+                        help="the port on 127.0.0.1 (default 0: a free one)")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="do not open a browser; open the printed address yourself")
+
+
+async def _ui(args: argparse.Namespace) -> int:
+    from .ui import run_dashboard  # aiohttp's server and Jinja2 load only here
+
+    async with await open_agent(args) as agent:
+        for warning in agent.warnings:
+            _fail(f"warning: {warning}.")
+        return await run_dashboard(agent, port=args.port, open_browser=not args.no_browser)
+
+
+register("ui", help="your agent in your browser: a dashboard on 127.0.0.1 (the first line "
+         "printed is its address; Ctrl-C stops it, exit status 0)", setup=_ui_setup, run=_ui)
+
+
 # --- entry point ----------------------------------------------------------------
 
 #: Modules that register commands of their own when imported.
