@@ -6,7 +6,9 @@ agent reads and writes rows through :class:`Store`.
 
 Tables (see ``_migrations`` below for the exact schema):
 
-- ``meta``           key/value: the key-sealing parameters, the person's name
+- ``meta``           key/value: the key-sealing parameters, the person's name,
+                     the terms proffered (``terms``) and the contact
+                     preferences (``preferences``), as JSON
 - ``keys``           every private key, sealed (never plaintext)
 - ``profile``        the person's fields, flattened: ``postal_address.locality``
 - ``vendors``        one row per relationship: discovery document, pinned vendor
@@ -15,8 +17,10 @@ Tables (see ``_migrations`` below for the exact schema):
                      or a key change gets a new row; the old one stays as history.
 - ``broadcasts``     one row per person-level action (an intent, a profile change)
 - ``outbox``         one row per message per vendor, with the signed JWS bytes
+                     and the claim of the delivery run sending it (m003)
 - ``outbox_fields``  which profile fields each outgoing message carries
-- ``receipts``       the vendor-signed receipt (raw JWS) for each message
+- ``receipts``       the vendor-signed receipt (raw JWS) for each message: the
+                     first valid one, kept for ever
 - ``inbox``          offers and other messages pulled from vendors
 - ``shared`` (view)  who knows what: per vendor and field, the last delivered
                      message that carried it and its receipt
@@ -38,7 +42,7 @@ from sqlite_utils.migrations import Migrations
 
 from ._errors import NoStore, StoreError, StoreExists
 
-__all__ = ["Store", "DB_NAME", "ts", "from_ts"]
+__all__ = ["Store", "DB_NAME", "ts", "from_ts", "connect_read_only"]
 
 DB_NAME = "vrm.db"
 
@@ -167,6 +171,16 @@ def m002_vendor_url_not_unique(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@_migrations()
+def m003_outbox_claims(db: sqlite_utils.Database) -> None:
+    """A claim on an outbox row: the run sending it (a random token per delivery
+    pass) and when the claim lapses. Another run, in this process or another,
+    sends nothing that holds a live claim; a killed process's claims lapse and
+    are taken over (``agent._delivery``)."""
+    db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN claim_expires TEXT")
+
+
 #: The files vrm keeps in VRM_HOME: a directory holding only these (or nothing)
 #: is vrm's own, and may be made private.
 _OWN_FILES = frozenset({DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal"})
@@ -187,6 +201,9 @@ class Store:
         #: Things the person should know but that did not stop anything (the CLI
         #: prints them on stderr), e.g. a VRM_HOME that vrm left readable by others.
         self.warnings: list[str] = []
+        #: Opened read-only (a read-only file, directory or medium): reading
+        #: works, and any write raises StoreError saying the store is read-only.
+        self.read_only = False
 
     @classmethod
     def create(cls, home: Path) -> Store:
@@ -194,6 +211,7 @@ class Store:
         _check_directory(home)
         if path.exists():
             raise StoreExists(f"a store already exists at {path}; use it, or pick another VRM_HOME")
+        _check_side_files(path, os.geteuid())
         warnings: list[str] = []
         try:
             if home.is_dir():
@@ -209,6 +227,7 @@ class Store:
                               f"VRM_HOME") from None
         except OSError as exc:
             raise _os_error("create the store in", home, exc) from None
+        _check_side_files(path, os.geteuid())  # again: planted while the directory was open
         store = cls._connect(path)
         store.warnings = warnings
         return store
@@ -223,11 +242,17 @@ class Store:
             raise _os_error("read the store in", home, exc) from None
         if not found:
             raise NoStore(f"there is no store at {home} yet; run `vrm init` first")
+        try:
+            owner = path.stat().st_uid
+        except OSError as exc:
+            raise _os_error("read the store in", home, exc) from None
+        _check_side_files(path, owner)
         return cls._connect(path)
 
     @classmethod
     def _connect(cls, path: Path) -> Store:
         old_umask = os.umask(0o077)  # the -wal and -shm files too, whatever the db's mode
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(str(path), timeout=30.0)
             db = sqlite_utils.Database(conn, execute_plugins=False)
@@ -240,26 +265,64 @@ class Store:
             _migrations.apply(db)
             db.execute("PRAGMA foreign_keys=ON")
             os.chmod(path, 0o600)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store at {path} cannot be opened ({exc}); check that the "
-                             f"file and its directory are yours and writable") from exc
+        except (sqlite3.DatabaseError, PermissionError) as exc:
+            if conn is not None:
+                conn.close()
+            if _is_read_only(exc):
+                return cls._connect_read_only(path, exc)
+            raise _damaged(path, exc) from exc
         except OSError as exc:
             raise _os_error("open the store at", path, exc) from None
         finally:
             os.umask(old_umask)
         return cls(path, db)
 
+    @classmethod
+    def _connect_read_only(cls, path: Path, cause: BaseException) -> Store:
+        """The store on a read-only file or directory: read commands still work
+        (``read_only`` is True, and a write raises one sentence saying so)."""
+        conn = connect_read_only(path, cause)
+        if _migrations_pending(conn):
+            conn.close()
+            raise StoreError(f"the store at {path} is read-only and was made by an older "
+                             f"vrm; open it once where it can be written") from None
+        store = cls(path, sqlite_utils.Database(conn, execute_plugins=False))
+        store.read_only = True
+        return store
+
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One transaction: everything inside commits together, or nothing does."""
+    def transaction(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction: everything inside commits together, or nothing does.
+
+        ``immediate=True`` takes the write lock at the start (``BEGIN IMMEDIATE``),
+        so that what is read inside is still true when it is written: the way to
+        read-then-claim rows that another process may claim too. Other writers
+        wait for it (up to the 30 s busy timeout); readers never do (WAL)."""
+        conn = self.db.conn
         try:
-            with self.db.atomic():
-                yield self.db.conn
+            if immediate and not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            else:
+                with self.db.atomic():
+                    yield conn
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store at {self.path} failed: {exc}") from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> StoreError:
+        if self.read_only or _is_read_only(exc):
+            return StoreError(f"the store at {self.path} is read-only, and this needs to write "
+                              f"to it; only commands that read work (profile show, vendor "
+                              f"list, outbox, offers, shared, export, backup)")
+        return _damaged(self.path, exc)
 
     # --- small helpers -------------------------------------------------------
 
@@ -267,7 +330,7 @@ class Store:
         try:
             cursor = self.db.conn.execute(sql, params)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store at {self.path} failed: {exc}") from exc
+            raise self._failed(exc) from exc
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
@@ -287,6 +350,57 @@ class Store:
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
+def connect_read_only(path: Path, cause: BaseException | None = None) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file at ``path`` (WAL or not), or
+    :class:`StoreError` saying why not. In a directory where SQLite cannot
+    create the shared-memory file, the file is read as immutable."""
+    for query in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=30.0)
+        except sqlite3.DatabaseError as exc:
+            cause = exc
+            continue
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            cause = exc
+            continue
+        return conn
+    raise _damaged(path, cause or StoreError("unreadable"))
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    """An error that says the file or its directory cannot be written."""
+    if isinstance(exc, PermissionError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
+        return True
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text
+
+
+def _damaged(path: Path, exc: BaseException) -> StoreError:
+    """The sentence for a store SQLite cannot use: damaged, or not a store."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.DatabaseError) and (
+            code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+            or "malformed" in str(exc) or "not a database" in str(exc)):
+        return StoreError(f"the store at {path} is damaged ({exc}); restore your last backup "
+                          f"into a new, empty directory with `vrm restore FILE`")
+    return StoreError(f"the store at {path} cannot be used ({exc}); check that the file and "
+                      f"its directory are yours and writable, or restore a backup with "
+                      f"`vrm restore FILE`")
+
+
+def _migrations_pending(conn: sqlite3.Connection) -> bool:
+    try:
+        return bool(_migrations.pending(sqlite_utils.Database(conn, execute_plugins=False)))
+    except sqlite3.DatabaseError:
+        return True
+
+
 def _check_directory(home: Path) -> None:
     try:
         if home.exists() and not home.is_dir():
@@ -294,6 +408,36 @@ def _check_directory(home: Path) -> None:
                              f"directory (vrm creates it if it does not exist)")
     except OSError as exc:
         raise _os_error("use", home, exc) from None
+
+
+#: SQLite's own files beside the database: its write-ahead log, the WAL index
+#: and the rollback journal (https://sqlite.org/tempfiles.html).
+_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def _check_side_files(path: Path, owner: int) -> None:
+    """Refuse SQLite side files (``vrm.db-wal``, ``-shm``, ``-journal``) that are not
+    the store's own: SQLite adopts whatever it finds there, so a file planted by
+    someone else (in a directory others can write) would receive the store's
+    pages, the key-sealing record included, or feed it forged ones. Each must be
+    a regular file (not a symlink), owned by ``owner`` (the store's owner; for
+    ``vrm init``, the user running it) and private: no permission for group or
+    others (vrm creates them 0600; a read-only copy may be 0400)."""
+    for suffix in _SIDE_SUFFIXES:
+        side = path.with_name(path.name + suffix)
+        try:
+            info = side.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise _os_error("check", side, exc) from None
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != owner
+                or stat.S_IMODE(info.st_mode) & 0o077):
+            kind = "a regular file" if stat.S_ISREG(info.st_mode) else "not a regular file"
+            raise StoreError(
+                f"{side} is not the store's own file ({kind}, owner {info.st_uid}, mode "
+                f"{stat.S_IMODE(info.st_mode):04o}; vrm's are its owner's and private), so vrm "
+                f"will not use it: remove it if you did not make it, then run vrm again")
 
 
 def _make_private(home: Path) -> list[str]:

@@ -10,9 +10,12 @@ CRM, or the vendor's own sink), and answers with receipts the vendor signs.
     vendor = Vendor.open("crm.db", name="Bikes4U", passphrase="secret")
     app.add_subapp("/vrm", vrm_app(vendor))
 
-The core (``InboxCore``) is framework-free: bytes and a content type in,
-status, content type and bytes out. ``vendor_adapter.aiohttp`` is one thin
-binding over it.
+The core (``InboxCore``, and the HTTP rules in ``_http``) is framework-free:
+bytes and a content type in, status, content type and bytes out.
+``vendor_adapter.aiohttp`` and ``vendor_adapter.asgi`` (FastAPI, Starlette,
+Django) are two thin bindings over it that answer alike, byte for byte.
+``vendor_adapter.forward`` delivers every CRM event to the vendor's own
+systems (signed webhooks, SCIM 2.0), durably.
 """
 
 from __future__ import annotations

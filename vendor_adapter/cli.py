@@ -6,7 +6,8 @@ and a non-zero exit status, never a traceback.
 
 The vendor key is sealed in the database with a passphrase read from the
 environment variable VRM_VENDOR_PASSPHRASE (never from the command line,
-where other users could read it in the process list).
+where other users could read it in the process list). The same holds for the
+forwarding secrets: VRM_VENDOR_WEBHOOK_SECRET and VRM_VENDOR_SCIM_TOKEN.
 
 Every CRM field is a person's text: tables show it through
 :func:`protocol.display_text` as ``rich.text.Text`` (never markup, controls
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -31,12 +33,18 @@ from protocol import display_json, display_text
 from vrm_cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, guarded, io_error_sentence
 from vrm_cli._args import ArgumentMistake, SentenceParser, and_list, explain
 
-from ._errors import VendorAdapterError
+import protocol
+
+from ._errors import NotAVendorDatabase, VendorAdapterError, VendorNotFound
 from ._identity import PASSPHRASE_ENV
 from ._mapping import DEFAULT, MAPPINGS
 from ._vendor import Vendor
 
 __all__ = ["main"]
+
+#: The environment variables holding the forwarding secrets (never on the command line).
+WEBHOOK_SECRET_ENV = "VRM_VENDOR_WEBHOOK_SECRET"
+SCIM_TOKEN_ENV = "VRM_VENDOR_SCIM_TOKEN"
 
 #: Columns shown in the readable tables (--json shows every column; --columns
 #: chooses others). Named as in the default mapping; another --mapping shows
@@ -100,8 +108,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="the address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080,
                        help="the port to listen on; 0 picks a free port (default: 8080)")
-    serve.add_argument("--name", help="the vendor's name (default: the only vendor in --db)")
-    serve.add_argument("--public-url", help="the base URL people's agents use, if behind a proxy")
+    serve.add_argument("--name", help="the vendor's name, matched case-insensitively; created "
+                                      "on first run (default: the only vendor in --db, or "
+                                      "\"VRM vendor\" in a new one)")
+    serve.add_argument("--public-url", help="the base URL people's agents use, if behind a "
+                                            "proxy (default: http://HOST:PORT)")
     # The defaults are ServerLimits' (not imported here: aiohttp loads only to serve).
     serve.add_argument("--header-timeout", type=_positive("--header-timeout", float),
                        metavar="SECONDS",
@@ -110,6 +121,30 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=_positive("--max-connections", int),
                        metavar="N", help="answer 503 to connections beyond this many "
                                          "(default: 1000, or fewer if the open-file limit is low)")
+    serve.add_argument("--forward-webhook", action="append", default=[], metavar="URL",
+                       help="POST every CRM event to URL as a Standard Webhook, signed with "
+                            f"the whsec_ secret in ${WEBHOOK_SECRET_ENV} (repeatable)")
+    serve.add_argument("--forward-scim", action="append", default=[], metavar="URL",
+                       help="keep the SCIM 2.0 Users at base URL in step with the contacts, "
+                            f"with the bearer token in ${SCIM_TOKEN_ENV} (repeatable)")
+    serve.add_argument("--max-connections-per-client", metavar="N",
+                       type=_positive("--max-connections-per-client", int),
+                       help="answer 503 to connections beyond this many from one client "
+                            "address, an IPv6 client's /64 (default: 100)")
+    serve.add_argument("--write-timeout", type=_positive("--write-timeout", float),
+                       metavar="SECONDS",
+                       help="drop a client that reads none of its answers for this long "
+                            "(default: 30)")
+    serve.add_argument("--max-pipelined", type=_positive("--max-pipelined", int), metavar="N",
+                       help="stop reading a connection while this many requests wait "
+                            "behind the one being answered (default: 16)")
+    serve.add_argument("--max-queued-bytes", type=_positive("--max-queued-bytes", int),
+                       metavar="BYTES",
+                       help="make no more answers for a client with this many bytes of answers "
+                            "unread (default: 65536)")
+    serve.add_argument("--new-vendor", action="store_true",
+                       help="add the vendor named by --name to a database that holds other "
+                            "vendors (never done without it)")
 
     crm = commands.add_parser("crm", help="list CRM records")
     kinds = ", ".join(sorted(_TABLE_COLUMNS))
@@ -128,17 +163,73 @@ def _parser() -> argparse.ArgumentParser:
                      help="the columns to show, comma-separated, named as in --mapping "
                           "(default: a few that fit 80 columns; --json: all)")
 
-    offer = commands.add_parser("offer", help="make an offer for a lead")
+    offer = commands.add_parser("offer", help="make an offer for a lead",
+                                epilog="To withdraw an offer not fetched yet: "
+                                       "vrm-vendor offer withdraw OFFER.")
     explain(offer.add_argument("lead_id", metavar="LEAD_ID",
-                               help="the lead's id, from `vrm-vendor crm leads`"),
+                               help="the lead's number, as `vrm-vendor crm leads` shows it"),
             missing="name the lead to make the offer for; `vrm-vendor crm leads` lists them")
     offer.add_argument("--db", required=True, help="the vendor database")
     offer.add_argument("--name", help="the vendor, if the database holds several")
-    offer.add_argument("--summary", required=True, help="what you offer, in a line")
-    offer.add_argument("--price", required=True, help="a decimal amount, like 199.00")
-    offer.add_argument("--currency", default="EUR", help="ISO 4217 code, like EUR")
-    offer.add_argument("--valid-until", help="RFC 3339 UTC time, like 2026-06-01T12:00:00Z")
+    offer.add_argument("--summary", required=True, help="what is offered, like \"Trek 520\"")
+    offer.add_argument("--price", required=True, help="a decimal amount with a dot, like 199.00")
+    offer.add_argument("--currency", default="EUR",
+                       help="ISO 4217 code, like EUR; upper-cased (default: EUR)")
+    offer.add_argument("--valid-until", help="RFC 3339 UTC time after now, like "
+                                             "2026-06-01T12:00:00Z (default: no limit)")
+    offer.add_argument("--url", help="a page about the offer, like https://shop.example/trek")
+    offer.add_argument("--json", action="store_true",
+                       help="print the offer as JSON (its shape: schemas/cli/ in the source)")
+
+    # "offer withdraw" is its own command: main() joins the two words (see _joined).
+    withdraw = commands.add_parser("offer withdraw", help="withdraw an offer the person's "
+                                   "agent has not fetched yet")
+    explain(withdraw.add_argument("offer_id", metavar="OFFER",
+                                  help="the offer's id (or its start), as `vrm-vendor offers` "
+                                       "shows it"),
+            missing="name the offer to withdraw; `vrm-vendor offers` lists them")
+    withdraw.add_argument("--db", required=True, help="the vendor database")
+    withdraw.add_argument("--name", help="the vendor, if the database holds several")
+    withdraw.add_argument("--json", action="store_true",
+                          help="print the offer as JSON (its shape: schemas/cli/ in the "
+                               "source)")
+
+    offers = commands.add_parser("offers", help="list the offers made, and whether each "
+                                 "was fetched")
+    offers.add_argument("--lead", metavar="ID", help="only the offers for this lead")
+    offers.add_argument("--db", required=True, help="the vendor database")
+    offers.add_argument("--name", help="the vendor, if the database holds several")
+    offers.add_argument("--json", action="store_true",
+                        help="print a JSON array (its shape: schemas/cli/ in the source)")
+
+    forward = commands.add_parser("forward", help="see and retry the forwarding queue")
+    actions = forward.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="per target: queued, delivered, failing, "
+                                               "last error, next attempt")
+    status.add_argument("--db", required=True, help="the vendor database")
+    status.add_argument("--name", help="the vendor, if the database holds several")
+    status.add_argument("--json", action="store_true",
+                        help="print a JSON array (its shape: schemas/cli/ in the source)")
+    retry = actions.add_parser("retry", help="make failed events due now (and enable a "
+                                             "target that answered 410 again)")
+    retry.add_argument("target", nargs="?", metavar="TARGET",
+                       help="the target's URL (default: every target)")
+    retry.add_argument("--db", required=True, help="the vendor database")
+    retry.add_argument("--name", help="the vendor, if the database holds several")
     return parser
+
+
+#: Commands named by two words (see _joined).
+_JOINED = ("offer withdraw",)
+
+
+def _joined(argv: Sequence[str]) -> list[str]:
+    """``vrm-vendor offer withdraw X`` is the command "offer withdraw": lead ids are
+    numbers, so the word "withdraw" after "offer" is never a lead."""
+    argv = list(argv)
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in _JOINED:
+        argv[:2] = [f"{argv[0]} {argv[1]}"]
+    return argv
 
 
 def _passphrase() -> str:
@@ -146,6 +237,11 @@ def _passphrase() -> str:
     if not passphrase:
         raise CliError(f"set {PASSPHRASE_ENV} to the passphrase that seals the vendor key "
                        "(choose one on first run, and keep it)")
+    try:
+        passphrase.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, kept as lone surrogates
+        raise CliError(f"{PASSPHRASE_ENV} is not valid UTF-8 text; set it to the passphrase "
+                       "in UTF-8") from None
     return passphrase
 
 
@@ -158,13 +254,50 @@ def _open_existing(args: argparse.Namespace) -> Vendor:
 
 # --- commands -----------------------------------------------------------------------
 
+def _open_for_serving(args: argparse.Namespace, forward: list[Any]) -> Vendor:
+    """The vendor ``serve`` serves. A missing or empty ``--db`` is created with a
+    new vendor. A non-empty file must already hold a vendor (any other SQLite
+    file is refused, untouched), and a vendor is added to it, with a key of its
+    own, only with ``--new-vendor``. Names match case-insensitively. Nothing is
+    left behind when a new file cannot be made a vendor database."""
+    passphrase = _passphrase()
+    path = args.db
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        created = not os.path.exists(path)
+        try:
+            return Vendor.open(path, name=args.name, passphrase=passphrase, forward=forward)
+        except BaseException:
+            if created:
+                for leftover in (path, path + "-wal", path + "-shm", path + "-journal"):
+                    with contextlib.suppress(OSError):
+                        os.remove(leftover)
+            raise
+    try:
+        return Vendor.open(path, name=args.name, passphrase=passphrase, create=False,
+                           forward=forward)
+    except NotAVendorDatabase:
+        raise CliError(f"{path} is not a vendor database (it holds no vendor); point --db at "
+                       "a new file, or at one that `vrm-vendor serve` made") from None
+    except VendorNotFound:
+        if args.name is None:  # several vendors, and none named: the message says so
+            raise
+        if not args.new_vendor:
+            raise CliError(f"{path} holds no vendor named {args.name!r}; to add one, with a "
+                           "key of its own, add --new-vendor") from None
+    return Vendor.open(path, name=args.name, passphrase=passphrase, forward=forward)
+
+
 async def _serve(args: argparse.Namespace) -> None:
     from .aiohttp import ServerLimits, serve, vrm_app
 
-    chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections}
+    chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections,
+              "max_connections_per_client": args.max_connections_per_client,
+              "write_timeout": args.write_timeout, "max_pipelined": args.max_pipelined,
+              "max_queued_bytes": args.max_queued_bytes}
     limits = ServerLimits(**{name: value for name, value in chosen.items() if value is not None})
-    vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase())
+    vendor = _open_for_serving(args, _forward_targets(args))
     try:
+        await vendor.forwarding.start()  # delivers what an earlier run left queued
         try:
             runner = await serve(vrm_app(vendor, public_base_url=args.public_url),
                                  host=args.host, port=args.port, limits=limits,
@@ -187,7 +320,70 @@ async def _serve(args: argparse.Namespace) -> None:
         finally:
             await runner.cleanup()
     finally:
+        await vendor.forwarding.stop()
         vendor.close()
+
+
+def _forward_targets(args: argparse.Namespace) -> list[Any]:
+    """The --forward-* targets, with their secrets from the environment."""
+    from .forward import Scim, Webhook
+
+    targets: list[Any] = []
+    for option, env, make in (("--forward-webhook", WEBHOOK_SECRET_ENV,
+                               lambda url, s: Webhook(url, secret=s)),
+                              ("--forward-scim", SCIM_TOKEN_ENV,
+                               lambda url, s: Scim(url, token=s))):
+        urls = getattr(args, option[2:].replace("-", "_"))
+        if not urls:
+            continue
+        secret = os.environ.get(env)
+        if not secret:
+            raise CliError(f"{option} needs its secret in ${env} (never on the command line)")
+        targets.extend(make(url, secret) for url in urls)
+    return targets
+
+
+def _forward(args: argparse.Namespace) -> None:
+    vendor = _open_existing(args)
+    try:
+        if args.action == "retry":
+            count = vendor.forwarding.retry(args.target)
+            print(f"{count} event{'s' if count != 1 else ''} due now", file=sys.stderr)
+            return
+        rows = vendor.forwarding.status()
+    finally:
+        vendor.close()
+    records = [{"target": r.target, "kind": r.kind, "queued": r.queued,
+                "delivered": r.delivered, "failing": r.failing, "failed": r.failed,
+                "last_error": r.last_error, "last_failure": _time(r.last_failure),
+                "next_attempt": _time(r.next_attempt), "disabled": r.disabled}
+               for r in rows]
+    if args.json:
+        print(display_json(records, indent=2))
+        return
+    if not records:
+        print("no forwarding targets; add them with `vrm-vendor serve --forward-webhook URL` "
+              "or `--forward-scim URL`", file=sys.stderr)
+        return
+    for record in records:
+        state = "disabled (410 Gone)" if record["disabled"] else "enabled"
+        print(f"{display_text(record['target'])} [{record['kind']}, {state}]: "
+              f"{record['queued']} queued, {record['delivered']} delivered, "
+              f"{record['failing']} failing, {record['failed']} failed")
+        if record["last_error"]:
+            print(f"  last error: {display_text(record['last_error'])} "
+                  f"at {record['last_failure']}")
+        if record["next_attempt"]:
+            print(f"  next attempt: {record['next_attempt']}")
+
+
+def _time(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    from datetime import datetime, timezone
+
+    from protocol import format_time
+    return format_time(datetime.fromtimestamp(ms // 1000, timezone.utc))
 
 
 def _crm(args: argparse.Namespace) -> None:
@@ -242,24 +438,33 @@ def _columns(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _print_table(kind: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    _table(f"{kind} ({len(rows)})", columns,
+           [[_cell(column, row.get(column)) for column in columns] for row in rows],
+           nowrap=("id", "contact_id", "score"))
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+           nowrap: Sequence[str] = ()) -> None:
+    """A table that fits the terminal (80 columns when not one): every cell is
+    ``rich.text.Text`` through :func:`protocol.display_text`, so a person's
+    "[/]" or "[link=…]" is shown as it is, never read as markup or a control."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=Text(f"{kind} ({len(rows)})"), title_justify="left",
+    table = Table(title=Text(display_text(title)), title_justify="left",
                   box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
-        table.add_column(Text(column), overflow="ellipsis",
-                         no_wrap=column in ("id", "contact_id", "score"))
+        table.add_column(Text(column), overflow="ellipsis", no_wrap=column in nowrap)
     for row in rows:
-        table.add_row(*(Text(_cell(column, row.get(column))) for column in columns))
-    # emoji=False: "did:key:…" must never become "did🔑…"; the cells are Text, so
-    # a person's "[/]" or "[link=…]" is shown as it is, never read as markup.
+        table.add_row(*(Text(display_text("" if value is None else value)) for value in row))
+
     class _Console(Console):
         def on_broken_pipe(self) -> None:  # rich's answer is exit status 1
             raise BrokenPipeError  # guarded() ends quietly
 
+    # emoji=False: "did:key:…" must never become "did🔑…".
     _Console(emoji=False, highlight=False).print(table)
 
 
@@ -293,12 +498,49 @@ def _offer(args: argparse.Namespace) -> None:
     vendor = _open_existing(args)
     try:
         offer_id = vendor.make_offer_sync(args.lead_id, summary=args.summary, price=args.price,
-                                          currency=args.currency, valid_until=args.valid_until)
+                                          currency=args.currency, valid_until=args.valid_until,
+                                          url=args.url)
+        made = [o for o in vendor.offers() if o["id"] == offer_id]
     finally:
         vendor.close()
+    if args.json:
+        print(protocol.display_json(made[0] if made else {"id": offer_id}, indent=2))
+        return
     print(offer_id)
     print(f"offer {offer_id} for lead {display_text(args.lead_id)} is queued; the person's "
-          "agent collects it with messages.fetch", file=sys.stderr)
+          f"agent collects it with messages.fetch (until then, `vrm-vendor offer withdraw "
+          f"{offer_id}` withdraws it)", file=sys.stderr)
+
+
+def _withdraw(args: argparse.Namespace) -> None:
+    vendor = _open_existing(args)
+    try:
+        offer = vendor.withdraw_offer_sync(args.offer_id)
+    finally:
+        vendor.close()
+    if args.json:
+        print(display_json(offer, indent=2))
+        return
+    print(display_text(f"withdrew offer {offer['id']} for lead {offer['lead_id']}; it will "
+                       f"never be delivered, and the lead is open again"))
+
+
+def _offers(args: argparse.Namespace) -> None:
+    vendor = _open_existing(args)
+    try:
+        offers = vendor.offers(lead_id=args.lead)
+    finally:
+        vendor.close()
+    if args.json:
+        print(display_json(offers, indent=2))
+        return
+    _table(f"offers ({len(offers)})",
+           ["offer", "lead", "summary", "price", "valid until", "status"],
+           [(o["id"], o["lead_id"], o["summary"], f"{o['amount']} {o['currency']}",
+             _local_time(o["valid_until"]) if o["valid_until"] else "",
+             o["status"] + (f" {_local_time(o['fetched'])}" if o["fetched"] else ""))
+            for o in offers],
+           nowrap=("offer", "lead", "price"))
 
 
 def _version() -> str:
@@ -318,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(_joined(sys.argv[1:] if argv is None else argv))
     except ArgumentMistake as exc:
         print(display_text(str(exc)), file=sys.stderr)
         return EXIT_USAGE
@@ -327,6 +569,12 @@ def _main(argv: Sequence[str] | None) -> int:
             asyncio.run(_serve(args))
         elif args.command == "crm":
             _crm(args)
+        elif args.command == "forward":
+            _forward(args)
+        elif args.command == "offers":
+            _offers(args)
+        elif args.command == "offer withdraw":
+            _withdraw(args)
         else:
             _offer(args)
     except (CliError, VendorAdapterError) as exc:

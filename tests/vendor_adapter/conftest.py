@@ -1,12 +1,18 @@
-"""Fixtures for the vendor adapter: a vendor on a temporary SQLite file, its
-aiohttp test client (served the way ``vrm-vendor serve`` serves, through
-``GuardedAppRunner``), and people (agents) who sign messages with protocol/ or
-with jwcrypto, an independent JOSE implementation."""
+"""Fixtures for the vendor adapter: a vendor on a temporary SQLite file, served
+by either binding (``binding``: the aiohttp one the way ``vrm-vendor serve``
+serves it, through ``GuardedAppRunner``; the ASGI one through a real uvicorn
+server on 127.0.0.1, port 0), and people (agents) who sign messages with
+protocol/ or with jwcrypto, an independent JOSE implementation.
+
+Tests that take ``inbox`` or ``served_app`` run once per binding. Tests of
+``GuardedAppRunner`` itself (its slow-client guard and its connection counts)
+are aiohttp-only: ASGI servers bring their own (README.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
@@ -14,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import aiohttp
 import pytest
+import uvicorn
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from jwcrypto import jwk, jws
@@ -22,6 +30,7 @@ from yarl import URL
 
 import protocol
 from vendor_adapter import Vendor
+from vendor_adapter import asgi as vrm_asgi
 from vendor_adapter.aiohttp import (
     ConnectionStats,
     GuardedAppRunner,
@@ -221,8 +230,124 @@ class Inbox:
         return crm_records(self.vendor)
 
 
+# --- the ASGI binding through uvicorn -------------------------------------------------
+
+class UvicornServer:
+    """A real uvicorn server on 127.0.0.1 (a free port), in the test's event loop."""
+
+    def __init__(self, app: Any, **config: Any) -> None:
+        config.setdefault("lifespan", "auto")
+        self.config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                     timeout_graceful_shutdown=1, **config)
+        self.server = uvicorn.Server(self.config)
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.host, self.port = self.socket.getsockname()[:2]
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> UvicornServer:
+        self._task = asyncio.create_task(self.server.serve(sockets=[self.socket]))
+        for _ in range(1000):
+            if self.server.started or self._task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert self.server.started, "uvicorn did not start"
+        return self
+
+    async def close(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 30)
+        self.socket.close()
+
+
+class HttpClient:
+    """What tests use of aiohttp's TestClient, for any server on 127.0.0.1."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.session = aiohttp.ClientSession()
+
+    def make_url(self, path: str) -> URL:
+        return URL(f"http://{self.server.host}:{self.server.port}").join(URL(path))
+
+    async def request(self, method: str, path: str, **options: Any) -> aiohttp.ClientResponse:
+        response = await self.session.request(method, self.make_url(path), **options)
+        await response.read()
+        return response
+
+    async def get(self, path: str, **options: Any) -> aiohttp.ClientResponse:
+        return await self.request("GET", path, **options)
+
+    async def post(self, path: str, **options: Any) -> aiohttp.ClientResponse:
+        return await self.request("POST", path, **options)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def asgi_mounts(mounts: dict[str, Any]) -> Any:
+    """The ASGI apps under their prefixes, mounted with Starlette's ``Mount``."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    return Starlette(routes=[Mount(prefix, app=app) for prefix, app in mounts.items()])
+
+
+BINDINGS = ("aiohttp", "asgi")
+
+
+@pytest.fixture(params=BINDINGS)
+def binding(request: Any) -> str:
+    """Which binding serves the vendor: each test that uses it runs with both."""
+    return request.param
+
+
 @pytest.fixture
-async def inbox(vendor: Vendor, aiohttp_client: Any) -> AsyncIterator[Inbox]:
+async def served_app(binding: str, aiohttp_client: Any) -> AsyncIterator[Any]:
+    """``await served_app(vendor, **options)`` serves ``vrm_app(vendor, **options)``
+    (``limits`` defaults to ``LIMITS``) with the binding under test and returns a
+    client; ``await served_app({"/a": vendor_a, "/b": vendor_b})`` mounts several
+    vendors under their prefixes (``add_subapp``, or Starlette's ``Mount``)."""
+    servers: list[Any] = []
+
+    async def serve_it(vendors: Vendor | dict[str, Vendor], **options: Any) -> Any:
+        options.setdefault("limits", LIMITS)
+        if binding == "aiohttp":
+            if isinstance(vendors, Vendor):
+                app = vrm_app(vendors, **options)
+            else:
+                app = web.Application()
+                for prefix, vendor in vendors.items():
+                    app.add_subapp(prefix, vrm_app(vendor, **options))
+            return await aiohttp_client(GuardedTestServer(app))
+        if isinstance(vendors, Vendor):
+            asgi_app = vrm_asgi.vrm_app(vendors, **options)
+        else:
+            asgi_app = asgi_mounts({prefix: vrm_asgi.vrm_app(vendor, **options)
+                                    for prefix, vendor in vendors.items()})
+        server = await UvicornServer(asgi_app).start()
+        client = HttpClient(server)
+        servers.append((server, client))
+        return client
+
+    yield serve_it
+    for server, client in servers:
+        await client.close()
+        await server.close()
+
+
+@pytest.fixture
+async def inbox(vendor: Vendor, served_app: Any) -> AsyncIterator[Inbox]:
+    client = await served_app(vendor)
+    resp = await client.get("/.well-known/vrm")
+    assert resp.status == 200
+    yield Inbox(client, vendor, await resp.json())
+
+
+@pytest.fixture
+async def aiohttp_inbox(vendor: Vendor, aiohttp_client: Any) -> AsyncIterator[Inbox]:
+    """The inbox behind aiohttp and ``GuardedAppRunner`` only, for tests of the guard."""
     client = await aiohttp_client(GuardedTestServer(vrm_app(vendor, limits=LIMITS)))
     resp = await client.get("/.well-known/vrm")
     assert resp.status == 200
@@ -312,6 +437,7 @@ def request_head(length: int | None, ctype: str = "application/jose+json", *,
             f"{framing}\r\n\r\n").encode("latin-1")
 
 
-__all__ = ["Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
+__all__ = ["UvicornServer", "HttpClient", "asgi_mounts", "BINDINGS",
+           "Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
            "timedelta", "GuardedTestServer", "SERVER_LIMITS", "Exchange", "exchange",
            "request_head", "database_snapshot", "crm_records"]
