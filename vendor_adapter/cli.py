@@ -181,6 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     offer.add_argument("--json", action="store_true",
                        help="print the offer as JSON (its shape: schemas/cli/ in the source)")
 
+    offers = commands.add_parser("offers", help="list the offers made, and whether each "
+                                 "was fetched")
+    offers.add_argument("--lead", metavar="ID", help="only the offers for this lead")
+    offers.add_argument("--db", required=True, help="the vendor database")
+    offers.add_argument("--name", help="the vendor, if the database holds several")
+    offers.add_argument("--json", action="store_true",
+                        help="print a JSON array (its shape: schemas/cli/ in the source)")
+
     # "offer withdraw" is its own command: main() joins the two words (see _joined).
     withdraw = commands.add_parser("offer withdraw", help="withdraw an offer the person's "
                                    "agent has not fetched yet")
@@ -193,14 +201,6 @@ def _parser() -> argparse.ArgumentParser:
     withdraw.add_argument("--json", action="store_true",
                           help="print the offer as JSON (its shape: schemas/cli/ in the "
                                "source)")
-
-    offers = commands.add_parser("offers", help="list the offers made, and whether each "
-                                 "was fetched")
-    offers.add_argument("--lead", metavar="ID", help="only the offers for this lead")
-    offers.add_argument("--db", required=True, help="the vendor database")
-    offers.add_argument("--name", help="the vendor, if the database holds several")
-    offers.add_argument("--json", action="store_true",
-                        help="print a JSON array (its shape: schemas/cli/ in the source)")
 
     forward = commands.add_parser("forward", help="see and retry the forwarding queue")
     actions = forward.add_subparsers(dest="action", required=True, metavar="ACTION")
