@@ -70,7 +70,6 @@ from protocol import display_json, display_text
 from vrm_cli import EXIT_INTERRUPTED, EXIT_USAGE, guarded, io_error_sentence
 from vrm_cli._args import ArgumentMistake, SentenceParser, explain, finite_seconds
 
-import protocol
 
 from ._agent import Agent, Broadcast, SyncResult, default_home
 from ._delivery import DeliveryResult
@@ -79,7 +78,6 @@ from ._feedback import nps_class
 from ._files import write_private
 from ._preferences import CHANNELS
 from ._profile import SHAREABLE
-from ._store import from_ts, ts
 from ._vendors import key_changed_message
 
 __all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progress_bar",
@@ -149,8 +147,15 @@ def _home(args: argparse.Namespace) -> Path:
 
 def print_json(data: Any) -> None:
     """``data`` as indented JSON on stdout, through :func:`protocol.display_json`:
-    controls and bidi characters in strings are ``\\u`` escapes."""
-    sys.stdout.write(display_json(data, indent=2, default=str) + "\n")
+    controls and bidi characters in strings are ``\\u`` escapes; bytes are
+    decoded as UTF-8 (a bad byte as U+FFFD), anything else not JSON is ``str()``."""
+    sys.stdout.write(display_json(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
 
 
 class progress_bar:
@@ -711,31 +716,9 @@ register("shared", help="which vendor knows which of your fields", setup=_json_o
 
 # --- every message type, the history, the receipts (issue 11 §1) -------------------
 #
-# Each command below calls one or two Agent methods and prints; every string
-# that came from a vendor or a person goes through protocol.display_text (tables)
-# or protocol.display_json (--json).
-
-def _show(value: Any, *, limit: int | None = None) -> str:
-    """Text from outside (a vendor's name, an offer, a summary), safe on a terminal."""
-    return "" if value is None else protocol.display_text(value, limit=limit)
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(protocol.display_json(data, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
-
-
-def _local(stamp: str | None) -> str:
-    """A stored UTC timestamp in the person's local time, to the second."""
-    if not stamp:
-        return ""
-    return from_ts(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
+# Each command below calls one or two Agent methods and prints through the
+# helpers above (say, fail, table, print_json), which escape what came from
+# outside. A table cell is never cut short: it wraps between words.
 
 def _labels(agent: Agent) -> dict[int, str]:
     """How each vendor is named in tables: its name, and its number beside it when
@@ -744,7 +727,7 @@ def _labels(agent: Agent) -> dict[int, str]:
     counts: dict[str, int] = {}
     for v in vendors:
         counts[v["name"].casefold()] = counts.get(v["name"].casefold(), 0) + 1
-    return {v["id"]: _show(v["name"], limit=40) + (
+    return {v["id"]: display_text(v["name"]) + (
         f" (#{v['id']})" if counts[v["name"].casefold()] > 1 else "") for v in vendors}
 
 
@@ -753,9 +736,9 @@ def _results_table(title: str, results: Sequence[DeliveryResult],
     if not results:
         _say(f"{title}: no vendor to tell.")
         return
-    _table(title, ["vendor", "message", "status", "detail"],
-           [(labels.get(r.vendor_id, _show(r.vendor)), r.type, _styled(r.status),
-             _show(r.detail or r.receipt_status, limit=120)) for r in results])
+    _table(title, ["vendor", ("message", NOWRAP), ("status", NOWRAP), "detail"],
+           [(labels.get(r.vendor_id, r.vendor), r.type, _styled(r.status),
+             r.detail or r.receipt_status) for r in results])
     if any(r.status == "pending" for r in results):
         out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
 
@@ -764,7 +747,7 @@ async def _finish_broadcast(agent: Agent, args: argparse.Namespace, broadcast: B
                             title: str, extra: dict[str, Any] | None = None) -> int:
     status = _key_changes(agent, _held_now(broadcast.results))
     if args.json:
-        _emit_json({**broadcast.to_json(), **(extra or {})})
+        print_json({**broadcast.to_json(), **(extra or {})})
     else:
         _results_table(title, broadcast.results, _labels(agent))
     return status
@@ -786,7 +769,7 @@ def _score(text: str) -> int:
     stripped = text.strip()
     if not (stripped.isascii() and stripped.isdigit() and int(stripped) <= 10):
         raise UsageError(f"the score is a whole number from 0 to 10, like 9, not "
-                         f"'{_show(text, limit=20)}'")
+                         f"'{display_text(text, limit=20)}'")
     return int(stripped)
 
 
@@ -802,7 +785,7 @@ async def _feedback(args: argparse.Namespace) -> int:
                 "score": score, "nps_class": klass,
                 "receipt": _receipt_json(receipt) if receipt else None})
         [result] = broadcast.results
-        name = _labels(agent).get(result.vendor_id, _show(result.vendor))
+        name = _labels(agent).get(result.vendor_id, result.vendor)
         status = _key_changes(agent, _held_now(broadcast.results))
     _say(f"{name} will record a score of {score}: a {klass} (9-10 promoter, 7-8 passive, "
          f"0-6 detractor).")
@@ -844,7 +827,7 @@ async def _preferences(args: argparse.Namespace) -> int:
                 raise UsageError("say what to tell them, like --no-sms or --marketing")
             current = agent.preferences()
             if args.json:
-                _emit_json(current)
+                print_json(current)
                 return 0
             _table("Your contact preferences", ["channel", "vendors may use it"],
                    [(c, _yes_no(current["channels"].get(c))) for c in CHANNELS]
@@ -873,11 +856,11 @@ async def _terms(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         terms = agent.terms()
     if args.json:
-        _emit_json(terms)
+        print_json(terms)
     elif not terms:
         _say("You proffer no terms. Proffer some with `vrm terms set myterms:nostalking`.")
     else:
-        _table("The terms you proffer", ["term"], [(_show(t),) for t in terms])
+        _table("The terms you proffer", ["term"], [(t,) for t in terms])
     return 0
 
 
@@ -902,13 +885,14 @@ async def _intents(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         intents = agent.intents()
     if args.json:
-        _emit_json(intents)
+        print_json(intents)
         return 0
     if not intents:
         _say('No intents yet. Send one with `vrm intent "Touring bike"`.')
         return 0
-    _table("Your intents", ["intent", "date", "summary", "vendors told", "offers", "status"],
-           [(i["short_id"], _local(i["created"]), _show(i["summary"], limit=60),
+    _table("Your intents", [("intent", NOWRAP), ("date", {"min_width": 10}), "summary",
+                            "vendors told", ("offers", NOWRAP), ("status", NOWRAP)],
+           [(i["short_id"], local_time(i["created"]), i["summary"],
              f"{i['told']} of {len(i['vendors'])}", i["offers"],
              _styled(i["status"])) for i in intents])
     return 0
@@ -928,7 +912,7 @@ async def _intent_cancel(args: argparse.Namespace) -> int:
             _say("Cancelled; no vendor still had it to be told.")
             return 0
         return await _finish_broadcast(agent, args, broadcast,
-                                       f"Cancelled {_show(broadcast.summary[8:], limit=60)}")
+                                       f"Cancelled {broadcast.summary[8:]}")
 
 
 # vrm offers --------------------------------------------------------------------------
@@ -947,22 +931,26 @@ async def _offers_filtered(args: argparse.Namespace) -> int:
         offers = agent.offers(intent=args.intent, vendor=args.vendor)
         labels = _labels(agent)
     if args.json:
-        _emit_json(offers)
+        print_json(offers)
         return 0
     if not offers:
         out.print("No offers yet. Send an intent with `vrm intent`, then run `vrm sync`."
                   if not (args.intent or args.vendor) else "No offers match.")
         return 0
-    _table("Offers", ["for your intent", "vendor", "offer", "price", "valid until", "status"],
-           [(_show(o["intent_summary"] or "-", limit=40), labels.get(o["vendor_id"], ""),
-             _show(o["summary"], limit=60), _show(f"{o['price']} {o['currency']}"),
-             _local(_stamp(o["valid_until"])), _styled(o["status"])) for o in offers])
+    _table("Offers", ["for your intent", "vendor", "offer", ("price", NOWRAP),
+                      ("valid until", {"min_width": 10}), "status"],
+           [(o["intent_summary"] or "-", labels.get(o["vendor_id"], ""),
+             _offer_cell(o), f"{o['price']} {o['currency']}",
+             local_time(o["valid_until"]), _styled(o["status"])) for o in offers])
     return 0
 
 
-def _stamp(text: str | None) -> str | None:
-    """A protocol timestamp as the store's (so that _local shows it)."""
-    return ts(protocol.parse_time(text)) if text else None
+def _offer_cell(offer: dict[str, Any]) -> Text:
+    """The offer's summary, and its URL (if any) on the next line: both text."""
+    cell = Text(display_text(offer["summary"]))
+    if offer.get("url"):
+        cell.append("\n" + display_text(offer["url"]), style="dim")
+    return cell
 
 
 # vrm profile unset ----------------------------------------------------------------------
@@ -1001,14 +989,14 @@ def _carried(message: dict[str, Any]) -> str:
         parts.append("terms: " + ", ".join(body["terms"]))
     if not message["fields"] and not message["removed"]:
         parts += [k for k in body if k not in ("profile", "changes", "terms")]
-    return _show(", ".join(parts), limit=80)
+    return ", ".join(parts)
 
 
 def _receipt_cell(receipt: dict[str, Any] | None) -> str:
     if receipt is None:
         return ""
     check = "signature verifies" if receipt["verified"] else "[bold red]signature FAILS[/bold red]"
-    return _Styled(f"{escape(receipt['status'])}, {check}")
+    return _Styled(f"{escape(display_text(receipt['status']))}, {check}")
 
 
 async def _vendor_show(args: argparse.Namespace) -> int:
@@ -1016,19 +1004,20 @@ async def _vendor_show(args: argparse.Namespace) -> int:
         history = agent.vendor_history(args.vendor)
         label = _labels(agent)[history["vendor"]["id"]]
     if args.json:
-        _emit_json(history)
+        print_json(history)
         return 0
     v = history["vendor"]
     _say(f"{label}, vendor {v['id']}: {v['status']}{' (erased)' if v['erased'] else ''}, "
-         f"at {_show(v['url'])}")
+         f"at {v['url']}")
     _say(f"Pinned key {v['vendor_did']}; you are {v['pairwise_did']} to them.")
     _say(f"May see: {', '.join(v['share']) or 'none of your fields'}.")
     if not history["messages"]:
         _say("Nothing sent yet.")
         return 0
-    _table(f"Messages sent to {label}", ["sent", "message", "type", "carried", "delivery",
+    _table(f"Messages sent to {label}", [("sent", {"min_width": 10}), ("message", NOWRAP),
+                                          "type", "carried", ("delivery", NOWRAP),
                                           "receipt"],
-           [(_local(m["created"]), m["message_id"][:10], m["type"], _carried(m),
+           [(local_time(m["created"]), short_id(m["message_id"], 8), m["type"], _carried(m),
              _styled(m["delivery"]), _receipt_cell(m["receipt"]))
             for m in history["messages"]])
     failing = [m for m in history["messages"] if m["receipt"] and not m["receipt"]["verified"]]
@@ -1060,36 +1049,36 @@ async def _receipt(args: argparse.Namespace) -> int:
         receipt = agent.find_receipt(args.message)
         labels = _labels(agent)
     if receipt is None:
-        raise UsageError(f"no receipt has come back for {_show(args.message, limit=40)} yet; "
+        raise UsageError(f"no receipt has come back for {display_text(args.message, limit=40)} yet; "
                          f"`vrm deliver` retries pending messages")
     status = 0 if receipt["verified"] else 1
     if args.raw:
         raw = bytes(receipt["jws"])
         if sys.stdout.isatty():  # never a raw control character on a terminal; no wrapping
-            sys.stdout.write(_show(raw.decode("utf-8", "replace")) + "\n")
+            sys.stdout.write(display_text(raw.decode("utf-8", "replace")) + "\n")
         else:
             sys.stdout.buffer.write(raw)
             sys.stdout.flush()
     elif args.json:
-        _emit_json(_receipt_json(receipt))
+        print_json(_receipt_json(receipt))
     else:
-        name = labels.get(receipt["vendor_id"], _show(receipt["vendor"]))
+        name = labels.get(receipt["vendor_id"], receipt["vendor"])
         rows = [("message", receipt["message_id"]), ("type", receipt["message_type"]),
-                ("vendor", name), ("receipt", _show(receipt["receipt_id"])),
+                ("vendor", name), ("receipt", receipt["receipt_id"]),
                 ("status", _styled(receipt["status"])),
-                ("received", _local(receipt["received"]))]
+                ("received", local_time(receipt["received"]))]
         if receipt["record"]:
-            rows.append(("record", _show(json.dumps(receipt["record"]), limit=200)))
+            rows.append(("record", json.dumps(receipt["record"])))
         if receipt["problem"]:
-            rows.append(("problem", _show(receipt["problem"].get("detail")
-                                          or receipt["problem"].get("type"), limit=200)))
+            rows.append(("problem", receipt["problem"].get("detail")
+                        or receipt["problem"].get("type")))
         rows.append(("signature", _Styled("verifies with the pinned key" if receipt["verified"]
                                           else "[bold red]does NOT verify[/bold red]: "
-                                          + escape(_show(receipt["verify_detail"])))))
+                                          + escape(display_text(receipt["verify_detail"] or "")))))
         _table("Receipt", ["", ""], rows)
     if not receipt["verified"]:
         _fail(f"the receipt for {receipt['message_id']} does not verify with the pinned key: "
-              f"{_show(receipt['verify_detail'])}")
+              f"{receipt['verify_detail']}")
     return status
 
 
@@ -1100,7 +1089,7 @@ def _confirm_erase(agent: Agent, ref: str, yes: bool) -> None:
     if yes:
         return
     vendor = agent.vendor(ref)
-    name = _labels(agent).get(vendor["id"], _show(vendor["name"]))
+    name = _labels(agent).get(vendor["id"], display_text(vendor["name"]))
     if not sys.stdin.isatty():
         raise UsageError(f"asking {name} to erase your data cannot be undone; add --yes to "
                          f"confirm it when not at a terminal")

@@ -33,8 +33,6 @@ from protocol import display_json, display_text
 from vrm_cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, guarded, io_error_sentence
 from vrm_cli._args import ArgumentMistake, SentenceParser, and_list, explain
 
-import protocol
-
 from ._errors import NotAVendorDatabase, VendorAdapterError, VendorNotFound
 from ._identity import PASSPHRASE_ENV
 from ._mapping import DEFAULT, MAPPINGS
@@ -372,9 +370,9 @@ def _forward(args: argparse.Namespace) -> None:
               f"{record['failing']} failing, {record['failed']} failed")
         if record["last_error"]:
             print(f"  last error: {display_text(record['last_error'])} "
-                  f"at {record['last_failure']}")
+                  f"at {_local_time(record['last_failure'] or '')}")
         if record["next_attempt"]:
-            print(f"  next attempt: {record['next_attempt']}")
+            print(f"  next attempt: {_local_time(record['next_attempt'])}")
 
 
 def _time(ms: int | None) -> str | None:
@@ -504,7 +502,7 @@ def _offer(args: argparse.Namespace) -> None:
     finally:
         vendor.close()
     if args.json:
-        print(protocol.display_json(made[0] if made else {"id": offer_id}, indent=2))
+        print(display_json(made[0] if made else {"id": offer_id}, indent=2))
         return
     print(offer_id)
     print(f"offer {offer_id} for lead {display_text(args.lead_id)} is queued; the person's "

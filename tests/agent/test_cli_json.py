@@ -55,6 +55,11 @@ async def test_every_json_output_matches_its_schema(vrm, shops) -> None:
     seen: set[str] = set()
 
     def check(name: str, output: Any) -> Any:
+        if os.environ.get("UX_DUMP"):
+            with open(f"{os.environ['UX_DUMP']}/{name}.{len(seen)}.json", "w") as f:
+                json.dump(output, f, indent=1)
+            seen.add(name)
+            return output
         holds(name, output)
         seen.add(name)
         return output
@@ -76,13 +81,26 @@ async def test_every_json_output_matches_its_schema(vrm, shops) -> None:
     offers = check("offers", await vrm("offers", "--json"))
     assert offers[0]["url"] == "https://shop.example/trek"
     check("shared", await vrm("shared", "--json"))
+    check("offers", await vrm("offers", "--vendor", "Shop0", "--json"))
+    intents = check("intents", await vrm("intents", "--json"))
+    check("feedback", await vrm("feedback", "Shop0", "9", "--comment", "Quick repair",
+                                "--json"))
+    check("preferences", await vrm("preferences", "--json"))
+    check("preferences", await vrm("preferences", "--no-sms", "--no-marketing", "--json"))
+    check("terms", await vrm("terms", "--json"))
+    check("terms-set", await vrm("terms", "set", "myterms:nostalking", "--json"))
+    check("vendor-show", await vrm("vendor", "show", "Shop0", "--json"))
+    check("receipt", await vrm("receipt", intent["results"][0]["message_id"], "--json"))
+    check("intent-cancel", await vrm("intent", "cancel", intents[0]["short_id"], "--json"))
+    check("profile-set", await vrm("profile", "set", "phone=+32 470 12 34 56", "--json"))
+    check("profile-unset", await vrm("profile", "unset", "phone", "--json"))
     check("deliver", await vrm("deliver", "--json"))
     shop1.fail_first, shop1.fail_status, shop1.retry_after = 5, 503, "600"
     check("profile-set", await vrm("profile", "set", "email=ann@example.net", "--json"))
     pending = check("deliver", await vrm("deliver", "--json"))
     assert pending["pending"] == 1 and pending["next_attempt"].endswith("Z")
     check("outbox", await vrm("outbox", "--json"))
-    check("vendor-end", await vrm("vendor", "end", "Shop0", "--erase", "--json"))
+    check("vendor-end", await vrm("vendor", "end", "Shop0", "--erase", "--yes", "--json"))
     check("export", await vrm("export"))
     documented = {path.stem for path in SCHEMAS.glob("*.json") if not path.stem.startswith(
         "vrm-vendor-")}
@@ -117,11 +135,12 @@ def test_every_command_with_json_has_a_schema() -> None:
     from agent.cli import build_parser
     from vendor_adapter.cli import _TABLE_COLUMNS, _parser
 
+    # "intent cancel" is one parser named by two words: intent-cancel.json.
     missing = [" ".join(("vrm",) + path) for path in _json_commands(build_parser())
-               if not (SCHEMAS / f"{'-'.join(path)}.json").exists()]
+               if not (SCHEMAS / f"{'-'.join(path).replace(' ', '-')}.json").exists()]
     for path in _json_commands(_parser()):
         names = ([f"{'-'.join(path)}-{kind}" for kind in _TABLE_COLUMNS] if path == ("crm",)
-                 else ["-".join(path)])
+                 else ["-".join(path).replace(" ", "-")])
         missing += [f"vrm-vendor {' '.join(path)}" for name in names
                     if not (SCHEMAS / f"vrm-vendor-{name}.json").exists()]
     assert not missing, f"no schema in schemas/cli/ for the --json of {missing}"
