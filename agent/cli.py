@@ -756,9 +756,13 @@ async def _finish_broadcast(agent: Agent, args: argparse.Namespace, broadcast: B
 # vrm feedback ---------------------------------------------------------------------
 
 def _feedback_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vendor", metavar="VENDOR", help="the vendor's number, name, DID or URL")
-    parser.add_argument("score", metavar="SCORE",
-                        help="0 to 10: how likely you are to recommend the vendor")
+    explain(parser.add_argument("vendor", metavar="VENDOR",
+                                help="the vendor's number, name, DID or URL"),
+            missing="name the vendor and the score, like vrm feedback bikes4u 9; "
+                    "`vrm vendor list` lists the vendors")
+    explain(parser.add_argument("score", metavar="SCORE",
+                                help="0 to 10: how likely you are to recommend the vendor"),
+            missing="give the score from 0 to 10, like vrm feedback bikes4u 9")
     parser.add_argument("--comment", metavar="TEXT", help="what you want to tell the vendor")
     parser.add_argument("--subject", metavar="TEXT", help="what the score is about, e.g. "
                         "an order number")
@@ -899,8 +903,10 @@ async def _intents(args: argparse.Namespace) -> int:
 
 
 def _intent_cancel_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("intent", metavar="INTENT",
-                        help="the intent's id, or its start as `vrm intents` shows it")
+    explain(parser.add_argument("intent", metavar="INTENT",
+                                help="the intent's id, or its start as `vrm intents` shows it"),
+            missing="name the intent to cancel, like vrm intent cancel h6h0nttL; "
+                    "`vrm intents` lists them")
     parser.add_argument("--reason", metavar="TEXT", help="a short reason to give the vendors")
     _add_json(parser)
 
@@ -956,8 +962,9 @@ def _offer_cell(offer: dict[str, Any]) -> Text:
 # vrm profile unset ----------------------------------------------------------------------
 
 def _profile_unset_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("fields", nargs="+", metavar="FIELD",
-                        help="e.g. phone, or postal_address for the whole address")
+    explain(parser.add_argument("fields", nargs="+", metavar="FIELD",
+                                help="e.g. phone, or postal_address for the whole address"),
+            missing="name at least one field to remove, like vrm profile unset phone")
     _add_json(parser)
 
 
@@ -978,7 +985,10 @@ async def _profile_unset(args: argparse.Namespace) -> int:
 # vrm vendor show ----------------------------------------------------------------------
 
 def _vendor_show_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vendor", metavar="VENDOR", help="the vendor's number, name, DID or URL")
+    explain(parser.add_argument("vendor", metavar="VENDOR",
+                                help="the vendor's number, name, DID or URL"),
+            missing="name the vendor (its number, name, DID or URL); `vrm vendor list` "
+                    "lists them")
     _add_json(parser)
 
 
@@ -1030,8 +1040,9 @@ async def _vendor_show(args: argparse.Namespace) -> int:
 # vrm receipt ----------------------------------------------------------------------------
 
 def _receipt_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("message", metavar="MESSAGE",
-                        help="the message's id, or its start as `vrm outbox` shows it")
+    explain(parser.add_argument("message", metavar="MESSAGE",
+                                help="the message's id, or its start as `vrm outbox` shows it"),
+            missing="name the message, like vrm receipt 7HflpK5h; `vrm outbox` lists them")
     parser.add_argument("--raw", action="store_true",
                         help="print the vendor's signed JWS exactly as received (RFC 7515 "
                              "§7.2.2), for anyone to check with a JOSE library")

@@ -112,3 +112,29 @@ async def test_vendor_add_shows_that_it_waits_for_a_slow_vendor(home: Path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await process.communicate()
     assert process.returncode == 0 and stderr == b"" and b"asking" not in stdout
+
+
+def test_every_command_and_option_has_help() -> None:
+    """`--help` explains each command and option of vrm and vrm-vendor, also the
+    ones registered by other modules (demo, backup, ui)."""
+    import argparse
+
+    from agent.cli import build_parser
+    from vendor_adapter.cli import _parser
+
+    silent: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, prog: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not helps.get(name):
+                        silent.append(f"{prog} {name}")
+                    walk(sub, f"{prog} {name}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                silent.append(f"{prog} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "vrm")
+    walk(_parser(), "vrm-vendor")
+    assert not silent, f"no help text for {silent}"
