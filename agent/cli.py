@@ -25,8 +25,9 @@ mistake in the command line, or an unexpected failure; 3 a vendor showed a key
 other than the pinned one, so nothing more goes to it until the person decides
 (``vrm vendor list`` says how); 130 interrupted (Ctrl-C).
 
-Adding a command (``vrm demo`` does this from ``agent/demo.py``, which ``main``
-imports when it exists)::
+Adding a command (``vrm demo`` does this from ``agent/demo.py``, ``vrm backup``
+from ``agent/_store_commands.py``: the modules in ``_COMMAND_MODULES``, which
+``build_parser`` imports when they exist)::
 
     from agent.cli import register
 
@@ -39,7 +40,10 @@ imports when it exists)::
 
     register("demo", help="start local vendors and show vrm at work", setup=setup, run=run)
 
-``register(("vendor", "add"), ...)`` adds a command under a group.
+``register(("vendor", "add"), ...)`` adds a command under a group. A command
+that takes ``--json`` (:func:`add_json`) documents its output's shape in
+``schemas/cli/`` (``vrm intent cancel`` -> ``intent-cancel.json``); a test fails
+until it does.
 """
 
 from __future__ import annotations
