@@ -909,8 +909,8 @@ async def _intents(args: argparse.Namespace) -> int:
 def _intent_cancel_setup(parser: argparse.ArgumentParser) -> None:
     explain(parser.add_argument("intent", metavar="INTENT",
                                 help="the intent's id, or its start as `vrm intents` shows it"),
-            missing="name the intent to cancel, like vrm intent cancel h6h0nttL; "
-                    "`vrm intents` lists them")
+            missing="give the INTENT to cancel (its id, or its start), like vrm intent "
+                    "cancel h6h0nttL; `vrm intents` lists them")
     parser.add_argument("--reason", metavar="TEXT", help="a short reason to give the vendors")
     _add_json(parser)
 
