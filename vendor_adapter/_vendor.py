@@ -34,11 +34,14 @@ __all__ = ["Vendor", "SUPPORTED_TYPES"]
 
 #: The types this adapter handles: listed in the discovery document, and the only
 #: ones its inbox takes (``Vendor.open(types=...)`` narrows or, with a registry,
-#: extends them).
+#: extends them; it never drops REQUIRED_TYPES).
 SUPPORTED_TYPES: tuple[str, ...] = (
     "relationship.request", "contact.update", "intent", "intent.cancel",
     "preferences.update", "feedback", "relationship.end", "messages.fetch",
 )
+#: The types every vendor lists, whatever it narrows its inbox to (PROTOCOL.md
+#: §7): a person can always open, end and poll a relationship.
+REQUIRED_TYPES: tuple[str, ...] = ("relationship.request", "relationship.end", "messages.fetch")
 #: Offers wait in the outbox this long for the agent to fetch them.
 OFFER_LIFETIME = protocol.MAX_LIFETIME
 
@@ -60,6 +63,8 @@ class Vendor:
         self._key = key
         self.name = name
         self.clock = clock
+        # Narrowing never drops the types every vendor must take (PROTOCOL.md §7).
+        types = tuple(dict.fromkeys((*types, *REQUIRED_TYPES)))
         self.types = types
         self.sink: CrmSink = sink if sink is not None else SqliteCrm()
         self.crm = CrmView(db, key.did, mapping)

@@ -104,7 +104,7 @@ def _plant(home: Path, name: str, how: str) -> Path:
 
 @pytest.mark.parametrize("name, how", [
     ("vrm.db-wal", "666"), ("vrm.db-shm", "644"), ("vrm.db-journal", "640"),
-    ("vrm.db-wal", "symlink"), ("vrm.db-shm", "fifo"), ("vrm.db-journal", "700")])
+    ("vrm.db-wal", "symlink"), ("vrm.db-shm", "fifo"), ("vrm.db-journal", "660")])
 async def test_init_refuses_planted_side_files(vrm, home: Path, name: str, how: str  # noqa: F811
                                                ) -> None:
     planted = _plant(home, name, how)

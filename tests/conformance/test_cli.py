@@ -103,3 +103,32 @@ def test_a_url_that_is_not_http_is_a_usage_error(capsys: pytest.CaptureFixture[s
     assert main(["ftp://shop.example/\x1b[2J"]) == 2
     err = capsys.readouterr().err
     assert "not an http(s) URL" in err and "\x1b" not in err
+
+
+@pytest.fixture(scope="module")
+def asgi_vendor_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The same vendor through the other binding: examples/fastapi_shop.py, the
+    ASGI app mounted in a FastAPI shop at /vrm, on uvicorn."""
+    db = tmp_path_factory.mktemp("asgi") / "shop.db"
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, str(root / "examples" / "fastapi_shop.py"), "--db", str(db),
+         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        cwd=root)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("shop ready at "), line + process.stderr.read()
+        yield line.split()[3] + "/vrm", db
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+def test_the_built_in_vendor_passes_every_check_through_the_asgi_binding(
+        asgi_vendor_url: tuple[str, Path]) -> None:
+    url, db = asgi_vendor_url
+    done = conformance(url, "--json", "--offer-hook", offer_hook(db))
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert report["passed"] is True and set(statuses.values()) == {"pass"}, statuses
