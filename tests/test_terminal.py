@@ -204,6 +204,13 @@ async def test_vrm_shows_a_vendors_text_as_text(vrm_env, aiohttp_server) -> None
     assert [offer["summary"] for offer in offers_json] == [HOSTILE]  # the url's was refused
     shared = await vrm(vrm_env, "shared")
     assert_shown_as_text(shared.stdout)
+    # The commands added later print through the same helpers: the hostile name
+    # (vendor show), its receipts' problems, the offers beside the intents.
+    for command in (("intents",), ("vendor", "show", "1"), ("offers", "--vendor", "1")):
+        shown = await vrm(vrm_env, *command)
+        assert shown.returncode == 0, shown.stderr
+        assert_shown_as_text(shown.stdout, whole=False)
+        assert "\\x1b[2J" in shown.stdout.decode() or command == ("intents",)
 
     # stderr: a refusal that quotes what was typed, and a key change that names
     # the vendor, are one line each, escaped.
