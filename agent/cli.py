@@ -798,7 +798,7 @@ async def _feedback(args: argparse.Namespace) -> int:
     _say(f"{name} will record a score of {score}: a {klass} (9-10 promoter, 7-8 passive, "
          f"0-6 detractor).")
     if receipt is not None and result.status == "delivered":
-        check = "verified" if receipt["verified"] else "does NOT verify"
+        check = "signature verifies" if receipt["verified"] else "does NOT verify"
         _say(f"{name} confirmed it with a signed receipt ({receipt['receipt_id'][:10]}, "
              f"signature {check}); `vrm receipt {result.message_id[:10]}` shows it.")
     else:
@@ -1029,7 +1029,7 @@ async def _vendor_show(args: argparse.Namespace) -> int:
         _say("Nothing sent yet.")
         return 0
     _table(f"Messages sent to {label}", [("sent", {"min_width": 10}), ("message", NOWRAP),
-                                          "type", "carried", ("delivery", NOWRAP),
+                                          ("type", NOWRAP), "carried", ("delivery", NOWRAP),
                                           "receipt"],
            [(local_time(m["created"]), short_id(m["message_id"], 8), m["type"], _carried(m),
              _styled(m["delivery"]), _receipt_cell(m["receipt"]))

@@ -82,6 +82,11 @@ async def test_tables_fit_80_columns_without_breaking_words(home: Path, serve) -
     shared = await vrm("shared")
     words_intact(shared, NAME, "email", "relationship.request")
     assert today in shared
+    # The later commands' tables too.
+    words_intact(await vrm("intents"), SUMMARY, "open")
+    words_intact(await vrm("vendor", "show", "1"), NAME, "relationship.request",
+                 "contact.update", "delivered")
+    words_intact(await vrm("offers", "--vendor", "1"), SUMMARY, "749.00", "live")
 
 
 async def test_vendor_add_shows_that_it_waits_for_a_slow_vendor(home: Path,
