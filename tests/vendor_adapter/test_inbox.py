@@ -501,8 +501,7 @@ async def test_expired_offers_are_not_fetched_and_are_purged(clocked) -> None:
     assert [json.loads(protocol.b64url_decode(m["payload"], what="p"))["id"]
             for m in receipt["messages"]] == [late]
     # The writer's periodic maintenance (run here at once) purges by the vendor's clock.
-    writer = inbox.vendor._db.writer
-    writer.run_sync(writer._maintenance)
+    inbox.vendor._db.purge()
     outbox = raw_tables(inbox.vendor.db_path)["vrm_outbox"]
     assert [row["message_id"] for row in outbox] == [late]
     again = await inbox.send(person, person.message("messages.fetch", {"after": None},
@@ -519,11 +518,10 @@ async def test_purge_never_forgets_an_id_the_vendor_clock_still_needs(clocked) -
     request = person.message("relationship.request", {"profile": {"given_name": "Ann"}},
                              created=clock.at)
     assert (await inbox.send(person, request))["status"] == "accepted"
-    writer = inbox.vendor._db.writer  # run its periodic maintenance at once
-    writer.run_sync(writer._maintenance)
+    inbox.vendor._db.purge()  # run the periodic purge at once
     assert (await inbox.send(person, request))["status"] == "duplicate"
     clock.at += timedelta(days=8)  # now it has expired for the vendor too
-    writer.run_sync(writer._maintenance)
+    inbox.vendor._db.purge()
     assert raw_tables(inbox.vendor.db_path)["vrm_seen"] == []
 
 
