@@ -1,7 +1,13 @@
-"""Fixtures for the vendor adapter: a vendor on a temporary SQLite file, its
-aiohttp test client (served the way ``vrm-vendor serve`` serves, through
+"""Fixtures for the vendor adapter: a vendor on each store (a temporary SQLite
+file, and a fresh database on a throwaway PostgreSQL server), its aiohttp
+test client (served the way ``vrm-vendor serve`` serves, through
 ``GuardedAppRunner``), and people (agents) who sign messages with protocol/ or
-with jwcrypto, an independent JOSE implementation."""
+with jwcrypto, an independent JOSE implementation.
+
+``store`` is parametrised: every test that uses it (or ``vendor``, ``inbox``)
+runs once on SQLite and once on PostgreSQL. The PostgreSQL server is started
+once per session (``postgres``, from tests/postgres.py) and each test gets a
+database of its own, copied from a template that holds the schema."""
 
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ from jwcrypto import jwk, jws
 from yarl import URL
 
 import protocol
+from tests.postgres import postgres  # noqa: F401 (the session's PostgreSQL server)
 from vendor_adapter import Vendor
+from vendor_adapter._store import is_dsn
 from vendor_adapter.aiohttp import (
     ConnectionStats,
     GuardedAppRunner,
@@ -110,7 +118,20 @@ def verify_receipt(raw: bytes, discovery: dict[str, Any], to: str) -> dict[str, 
 
 @pytest.fixture
 def db_path(tmp_path: Any) -> str:
+    """A SQLite file (for what only SQLite has: files, modes, WAL)."""
     return str(tmp_path / "crm.db")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: Any, tmp_path: Any) -> Iterator[str]:
+    """Where a vendor is kept: a SQLite path, or the DSN of a fresh PostgreSQL
+    database (dropped after the test)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "crm.db")
+        return
+    server = request.getfixturevalue("postgres")
+    with server.database() as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -126,8 +147,8 @@ def foreign_db(tmp_path: Any) -> str:
 
 
 @pytest.fixture
-def vendor(db_path: str) -> Iterator[Vendor]:
-    v = Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE)
+def vendor(store: str) -> Iterator[Vendor]:
+    v = Vendor.open(store, name="Bikes4U", passphrase=PASSPHRASE)
     yield v
     v.close()
 
@@ -151,15 +172,40 @@ class GuardedTestServer(TestServer):
 
 
 def database_snapshot(path: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table in the SQLite file at ``path``, read through a
-    connection of its own: the CRM, and the adapter's ledger (vrm_seen,
-    vrm_relationship, vrm_outbox, the identities) too."""
+    """Every row of every table in the store at ``path`` (a SQLite file or a
+    PostgreSQL DSN), read through a connection of its own: the CRM, and the
+    adapter's ledger (vrm_seen, vrm_relationship, vrm_outbox, the identities) too."""
+    if is_dsn(path):
+        return {table: sorted(map(tuple, (row.values() for row in rows)), key=repr)
+                for table, rows in table_rows(path).items()}
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         tables = [name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         # Sorted in Python: WITHOUT ROWID tables have no rowid to order by.
         return {table: sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
                 for table in tables}
+
+
+def table_rows(path: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table (as dicts, in storage order) in the store at
+    ``path``: a SQLite file or a PostgreSQL DSN."""
+    if is_dsn(path):
+        import psycopg
+        from psycopg.rows import dict_row
+        with psycopg.connect(path, row_factory=dict_row) as conn:
+            names = [r["tablename"] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "ORDER BY tablename")]
+            return {name: conn.execute(f'SELECT * FROM "{name}"').fetchall() for name in names}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        return {name: [dict(r) for r in conn.execute(f'SELECT * FROM "{name}"')]
+                for name in names}
+    finally:
+        conn.close()
 
 
 def crm_records(vendor: Vendor) -> tuple[Any, ...]:
@@ -174,6 +220,8 @@ class Inbox:
     client: Any
     vendor: Vendor
     discovery: dict[str, Any]
+    #: The store: a SQLite path or a PostgreSQL DSN (with its password, if any).
+    target: str = ""
 
     @property
     def stats(self) -> ConnectionStats:
@@ -214,19 +262,24 @@ class Inbox:
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """The whole database, every table's rows: equal only to an identical one."""
-        return database_snapshot(self.vendor.db_path)
+        return database_snapshot(self.target or self.vendor.db_path)
 
     def crm(self) -> tuple[Any, ...]:
         """The CRM's records: (contacts, leads, activities, feedback)."""
         return crm_records(self.vendor)
 
 
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every table, read through a connection of its own."""
+        return table_rows(self.target or self.vendor.db_path)
+
+
 @pytest.fixture
-async def inbox(vendor: Vendor, aiohttp_client: Any) -> AsyncIterator[Inbox]:
+async def inbox(vendor: Vendor, store: str, aiohttp_client: Any) -> AsyncIterator[Inbox]:
     client = await aiohttp_client(GuardedTestServer(vrm_app(vendor, limits=LIMITS)))
     resp = await client.get("/.well-known/vrm")
     assert resp.status == 200
-    yield Inbox(client, vendor, await resp.json())
+    yield Inbox(client, vendor, await resp.json(), store)
 
 
 # --- HTTP/1.1 by hand, for what a well-behaved client never sends ---------------------
@@ -314,4 +367,4 @@ def request_head(length: int | None, ctype: str = "application/jose+json", *,
 
 __all__ = ["Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
            "timedelta", "GuardedTestServer", "SERVER_LIMITS", "Exchange", "exchange",
-           "request_head", "database_snapshot", "crm_records"]
+           "request_head", "database_snapshot", "crm_records", "table_rows"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -14,7 +13,16 @@ import protocol
 from vendor_adapter import Vendor
 from vendor_adapter.aiohttp import vrm_app
 
-from .conftest import JOSE, PASSPHRASE, Inbox, JwcryptoPerson, Person, now, verify_receipt
+from .conftest import (
+    JOSE,
+    PASSPHRASE,
+    Inbox,
+    JwcryptoPerson,
+    Person,
+    now,
+    table_rows,
+    verify_receipt,
+)
 
 
 async def test_discovery_document(inbox: Inbox) -> None:
@@ -128,13 +136,13 @@ async def test_first_message_must_be_a_relationship_request(inbox: Inbox) -> Non
     assert inbox.crm() == ([], [], [], [])
 
 
-async def test_vendor_hook_may_refuse_a_relationship(db_path: str, aiohttp_client) -> None:
-    refused = Vendor.open(db_path, name="Picky", passphrase=PASSPHRASE,
+async def test_vendor_hook_may_refuse_a_relationship(store: str, aiohttp_client) -> None:
+    refused = Vendor.open(store, name="Picky", passphrase=PASSPHRASE,
                           accept_relationship=lambda request: "we only serve Belgium")
     try:
         client = await aiohttp_client(vrm_app(refused))
         doc = await (await client.get("/.well-known/vrm")).json()
-        inbox = Inbox(client, refused, doc)
+        inbox = Inbox(client, refused, doc, store)
         person = inbox.person()
         receipt = await inbox.send(person, person.request(), status=422)
         assert receipt["status"] == "rejected"
@@ -167,15 +175,15 @@ async def test_vendor_to_agent_types_are_not_taken_at_the_inbox(inbox: Inbox, ty
     assert inbox.snapshot() == before
 
 
-async def test_the_inbox_takes_only_the_types_the_vendor_lists(db_path: str,
+async def test_the_inbox_takes_only_the_types_the_vendor_lists(store: str,
                                                                aiohttp_client) -> None:
-    vendor = Vendor.open(db_path, name="Narrow", passphrase=PASSPHRASE,
+    vendor = Vendor.open(store, name="Narrow", passphrase=PASSPHRASE,
                          types=("relationship.request", "contact.update"))
     try:
         client = await aiohttp_client(vrm_app(vendor))
         discovery = await (await client.get("/.well-known/vrm")).json()
         assert discovery["types"] == ["relationship.request", "contact.update"]
-        narrow = Inbox(client, vendor, discovery)
+        narrow = Inbox(client, vendor, discovery, store)
         person = await narrow.related()
         before = narrow.snapshot()
         for score in (9, 11):  # an invalid body too: the type is refused first
@@ -267,16 +275,8 @@ PERSONAL = ("Annabel", "Vanderstraeten", "annabel@example.org", "+32470123456", 
 
 
 def raw_tables(path: str) -> dict[str, list[dict]]:
-    """Every row of every table, read straight from the SQLite file."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-        return {name: [dict(r) for r in conn.execute(f'SELECT * FROM "{name}"')]
-                for name in names}
-    finally:
-        conn.close()
+    """Every row of every table, read straight from the store (file or DSN)."""
+    return table_rows(path)
 
 
 async def share_everything(inbox: Inbox, person: Person, *, offer: bool = True) -> None:
@@ -336,26 +336,26 @@ async def test_relationship_end_with_erase_keeps_only_a_tombstone(inbox: Inbox) 
     await inbox.send(other, other.message("feedback", {"score": 7}))  # passive: not searched
     await inbox.vendor.make_offer(inbox.vendor.crm.leads()[-1]["id"], summary="a helmet, 39.00")
     others = {t: [r for r in rows if other.did in (r.get("did"), r.get("sender"))]
-              for t, rows in raw_tables(inbox.vendor.db_path).items()}
+              for t, rows in raw_tables(inbox.target).items()}
     (contact,) = [c for c in inbox.vendor.crm.contacts() if c["did"] == person.did]
     customer_id = contact["customer_id"]
     assert customer_id and contact["terms"] == TERMS and contact["feedback_class"] == "promoter"
-    assert customer_id in json.dumps(raw_tables(inbox.vendor.db_path))
+    assert customer_id in json.dumps(raw_tables(inbox.target))
 
     end = person.message("relationship.end", {"erase": True})
     receipt = await inbox.send(person, end)
     assert receipt["status"] == "accepted" and receipt["record"]["erased"] is True
-    assert_erased(inbox.vendor.db_path, person.did, end)
-    assert customer_id not in json.dumps(raw_tables(inbox.vendor.db_path))
+    assert_erased(inbox.target, person.did, end)
+    assert customer_id not in json.dumps(raw_tables(inbox.target))
     contact = [c for c in inbox.vendor.crm.contacts() if c["did"] == person.did][0]
     assert contact["erased"] is True and contact["message_counts"] == {}
     # The other person's records are untouched.
     assert {t: [r for r in rows if other.did in (r.get("did"), r.get("sender"))]
-            for t, rows in raw_tables(inbox.vendor.db_path).items()} == others
+            for t, rows in raw_tables(inbox.target).items()} == others
 
     replay = await inbox.send(person, end)
     assert replay["status"] == "duplicate" and replay["record"]["erased"] is True
-    assert_erased(inbox.vendor.db_path, person.did, end)
+    assert_erased(inbox.target, person.did, end)
 
 
 async def test_erasure_after_an_end_without_it(inbox: Inbox) -> None:
@@ -373,17 +373,17 @@ async def test_erasure_after_an_end_without_it(inbox: Inbox) -> None:
     erase = person.message("relationship.end", {"erase": True, "reason": "changed my mind"})
     receipt = await inbox.send(person, erase)
     assert receipt["status"] == "accepted" and receipt["record"]["erased"] is True
-    assert_erased(inbox.vendor.db_path, person.did, erase)
+    assert_erased(inbox.target, person.did, erase)
     assert inbox.vendor.crm.contacts()[0]["ended"] == ended  # when it ended, not erased
     # Replays keep their original outcomes; a new erasure request is gone like the rest.
     assert (await inbox.send(person, first)) == {"status": "duplicate",
                                                  "record": {"contact": 1, "erased": False}}
     assert (await inbox.send(person, erase))["status"] == "duplicate"
-    before = raw_tables(inbox.vendor.db_path)
+    before = raw_tables(inbox.target)
     again = await inbox.send(person, person.message("relationship.end", {"erase": True}),
                              status=410)
     assert "erased" in again["problem"]["detail"]
-    assert raw_tables(inbox.vendor.db_path) == before
+    assert raw_tables(inbox.target) == before
 
 
 @pytest.mark.parametrize("erase", [False, True])
@@ -401,7 +401,7 @@ async def test_end_cancels_open_leads_and_drops_queued_offers(inbox: Inbox, eras
     assert statuses == ["open", "offered", "cancelled", "offered"]
 
     await inbox.send(person, person.message("relationship.end", {"erase": erase}))
-    outbox = raw_tables(inbox.vendor.db_path)["vrm_outbox"]
+    outbox = raw_tables(inbox.target)["vrm_outbox"]
     assert [row["did"] for row in outbox] == [other.did]
     if erase:
         assert [lead["did"] for lead in inbox.vendor.crm.leads()] == [other.did]
@@ -412,7 +412,7 @@ async def test_end_cancels_open_leads_and_drops_queued_offers(inbox: Inbox, eras
     assert len(fetched["messages"]) == 1
 
 
-async def test_a_repeated_request_restates_what_the_person_shares(db_path: str,
+async def test_a_repeated_request_restates_what_the_person_shares(store: str,
                                                                  aiohttp_client) -> None:
     """From an active DID, relationship.request replaces the profile and the terms
     with exactly what it states; the hook is not asked again (the relationship
@@ -423,11 +423,11 @@ async def test_a_repeated_request_restates_what_the_person_shares(db_path: str,
         asked.append(request.sender)
         return True
 
-    vendor = Vendor.open(db_path, name="Hooked", passphrase=PASSPHRASE,
+    vendor = Vendor.open(store, name="Hooked", passphrase=PASSPHRASE,
                          accept_relationship=hook)
     try:
         client = await aiohttp_client(vrm_app(vendor))
-        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json())
+        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(), store)
         person = inbox.person()
         await share_everything(inbox, person, offer=False)
         first = vendor.crm.contacts()[0]
@@ -474,12 +474,12 @@ class Clock:
 
 
 @pytest.fixture
-async def clocked(db_path: str, aiohttp_client) -> AsyncIterator[tuple[Inbox, Clock]]:
+async def clocked(store: str, aiohttp_client) -> AsyncIterator[tuple[Inbox, Clock]]:
     clock = Clock(now())
-    vendor = Vendor.open(db_path, name="Clocked", passphrase=PASSPHRASE, clock=clock)
+    vendor = Vendor.open(store, name="Clocked", passphrase=PASSPHRASE, clock=clock)
     try:
         client = await aiohttp_client(vrm_app(vendor))
-        yield Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json()), clock
+        yield Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(), store), clock
     finally:
         vendor.close()
 
@@ -502,7 +502,7 @@ async def test_expired_offers_are_not_fetched_and_are_purged(clocked) -> None:
             for m in receipt["messages"]] == [late]
     # The writer's periodic maintenance (run here at once) purges by the vendor's clock.
     inbox.vendor._db.purge()
-    outbox = raw_tables(inbox.vendor.db_path)["vrm_outbox"]
+    outbox = raw_tables(inbox.target)["vrm_outbox"]
     assert [row["message_id"] for row in outbox] == [late]
     again = await inbox.send(person, person.message("messages.fetch", {"after": None},
                                                     created=clock.at))
@@ -522,7 +522,7 @@ async def test_purge_never_forgets_an_id_the_vendor_clock_still_needs(clocked) -
     assert (await inbox.send(person, request))["status"] == "duplicate"
     clock.at += timedelta(days=8)  # now it has expired for the vendor too
     inbox.vendor._db.purge()
-    assert raw_tables(inbox.vendor.db_path)["vrm_seen"] == []
+    assert raw_tables(inbox.target)["vrm_seen"] == []
 
 
 async def test_offer_is_fetched_by_the_agent(inbox: Inbox) -> None:
