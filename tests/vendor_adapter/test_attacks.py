@@ -173,10 +173,10 @@ async def test_message_addressed_to_another_vendor(inbox: Inbox, attacker: Perso
     await rejected(inbox, attacker, raw, "not-for-me")
 
 
-async def test_a_real_cross_vendor_replay(vendor: Vendor, db_path: str, aiohttp_client) -> None:
+async def test_a_real_cross_vendor_replay(vendor: Vendor, store: str, aiohttp_client) -> None:
     # Two vendors in one database file, mounted side by side in one server: a
     # message vendor A really accepted, replayed verbatim to vendor B.
-    other = Vendor.open(db_path, name="Other Shop", passphrase=PASSPHRASE)
+    other = Vendor.open(store, name="Other Shop", passphrase=PASSPHRASE)
     try:
         app = web.Application()
         app.add_subapp("/a", vrm_app(vendor, limits=LIMITS))
@@ -357,13 +357,14 @@ class FailingCrm(SqliteCrm):
         return record
 
 
-async def test_a_database_failure_is_a_503_and_records_nothing(db_path: str,
+async def test_a_database_failure_is_a_503_and_records_nothing(store: str,
                                                                aiohttp_client) -> None:
     sink = FailingCrm()
-    vendor = Vendor.open(db_path, name="Fragile", passphrase=PASSPHRASE, sink=sink)
+    vendor = Vendor.open(store, name="Fragile", passphrase=PASSPHRASE, sink=sink)
     try:
         client = await aiohttp_client(GuardedTestServer(vrm_app(vendor, limits=LIMITS)))
-        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json())
+        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(),
+                      store)
         person = await inbox.related(given_name="Ann")
         raw = person.message("feedback", {"score": 9})
         sink.failing = True
