@@ -14,7 +14,7 @@ What a rule sees:
 
 ``Tx`` (the ``conn`` a job receives)
     ``conn.execute(sql, params) -> cursor`` with ``fetchone()``/``fetchall()``
-    returning tuples. SQL uses ``?`` placeholders and the SQL both engines
+    returning tuples; ``conn.executemany(sql, rows)``. SQL uses ``?`` placeholders and the SQL both engines
     share (``INSERT ... ON CONFLICT DO NOTHING``, ``RETURNING``, ``coalesce``).
     ``conn.dialect`` gives the few fragments that differ (:class:`Dialect`).
     ``conn.lock(*key)`` serialises everything done under one key (a
@@ -41,13 +41,12 @@ relationship before touching its rows), and new tables as a migration in both
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
-
-import logging
 
 __all__ = ["Dialect", "Tx", "Store", "StoreBase", "open_store", "is_dsn"]
 
@@ -78,6 +77,10 @@ class Dialect(Protocol):
         """``table``'s columns: (name, NOT NULL, default expression or None)."""
         ...
 
+    def continue_ids(self, conn: Tx, table: str, column: str) -> None:
+        """After rows were inserted with explicit ids: new rows get larger ones."""
+        ...
+
 
 class Tx(Protocol):
     """The connection a job gets, inside a transaction."""
@@ -85,6 +88,8 @@ class Tx(Protocol):
     dialect: Dialect
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, rows: Any, /) -> Any: ...
 
     def lock(self, *key: str) -> None:
         """Hold the lock named by ``key`` until the transaction ends."""

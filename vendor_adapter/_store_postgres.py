@@ -41,6 +41,7 @@ once rather than wait for a batch (``lock_timeout``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -130,6 +131,10 @@ class _PostgresDialect:
     def json_without(self, column: str, key: str) -> tuple[str, tuple[Any, ...]]:
         return f"({column}::jsonb - CAST(? AS text))::text", (key,)
 
+    def continue_ids(self, conn: Any, table: str, column: str) -> None:
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                     f"coalesce(max({column}), 0) + 1, false) FROM {table}")
+
     def columns(self, conn: Any, table: str) -> list[tuple[str, bool, str | None]]:
         rows = conn.execute(
             "SELECT column_name, is_nullable = 'NO', column_default "
@@ -159,6 +164,10 @@ class PgTx:
 
     def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
         return self._conn.execute(translate(sql), tuple(parameters))
+
+    def executemany(self, sql: str, rows: Any, /) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(translate(sql), rows)
 
     def lock(self, *key: str) -> None:
         name = "\x1f".join(key)
@@ -247,8 +256,12 @@ class PostgresDatabase(StoreBase):
                 migrate(setup)
         except psycopg.Error as exc:
             raise _storage_error(f"cannot use {self.path} as a vendor database", exc) from None
+        options: dict[str, Any] = {"autocommit": True}
+        if "application_name" not in conninfo_to_dict(dsn):
+            # Which process a server backend serves (pg_stat_activity), e.g. a worker.
+            options["application_name"] = f"vrm-vendor {os.getpid()}"
         self._pool = ConnectionPool(dsn, min_size=1, max_size=POOL_SIZE, open=True,
-                                    kwargs={"autocommit": True}, name="vrm")
+                                    kwargs=options, name="vrm")
         from ._writer import GroupCommitWriter
         self.writer = GroupCommitWriter(PostgresSession(
             self._pool, self.path, maintenance=self.purge))

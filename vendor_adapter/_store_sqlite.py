@@ -39,6 +39,9 @@ class _SqliteDialect:
     def json_without(self, column: str, key: str) -> tuple[str, tuple[Any, ...]]:
         return f"json_remove({column}, ?)", (f'$."{key}"',)
 
+    def continue_ids(self, conn: Any, table: str, column: str) -> None:
+        pass  # an INTEGER PRIMARY KEY (and AUTOINCREMENT) continues after the largest
+
     def columns(self, conn: Any, table: str) -> list[tuple[str, bool, str | None]]:
         return [(name, bool(notnull), default) for _, name, _, notnull, default, _
                 in conn.execute(f"PRAGMA table_info({table})")]

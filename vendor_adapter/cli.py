@@ -7,6 +7,11 @@ and a non-zero exit status, never a traceback.
 The vendor key is sealed in the database with a passphrase read from the
 environment variable VRM_VENDOR_PASSPHRASE (never from the command line,
 where other users could read it in the process list).
+
+``--db`` is a SQLite file or a PostgreSQL URI (``postgresql://user@host/db``;
+its password from the URI, PGPASSWORD or ~/.pgpass, and never printed).
+``serve --workers N`` runs N inbox processes on one port (PostgreSQL only);
+``migrate`` copies a vendor from one database to another, key included.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, NoReturn
 from ._errors import VendorAdapterError
 from ._identity import PASSPHRASE_ENV
 from ._mapping import MAPPINGS
+from ._store import is_dsn
 from ._vendor import Vendor
 
 __all__ = ["main"]
@@ -72,7 +78,7 @@ class _Parser(argparse.ArgumentParser):
 
 #: What to say when a required argument is missing, by its name in argparse's message.
 _MISSING = {
-    "COMMAND": "name a command: serve, crm or offer",
+    "COMMAND": "name a command: serve, crm, offer or migrate",
     "KIND": "name the records to list: " + ", ".join(sorted(_TABLE_COLUMNS)),
     "LEAD_ID": "name the lead to make the offer for; `vrm-vendor crm leads` lists them",
 }
@@ -132,7 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the discovery document and the inbox")
-    serve.add_argument("--db", required=True, help="the vendor database (created on first run)")
+    serve.add_argument("--db", required=True,
+                       help="the vendor database: a SQLite file (created on first run) or a "
+                            "postgresql:// URI (the schema is created on first run)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
     serve.add_argument("--name", help="the vendor's name (default: the only vendor in --db)")
@@ -145,11 +153,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=_positive("--max-connections", int),
                        metavar="N", help="answer 503 to connections beyond this many "
                                          "(default: 1000, or fewer if the open-file limit is low)")
+    serve.add_argument("--workers", type=_positive("--workers", int), default=1, metavar="N",
+                       help="inbox processes sharing the port (above 1 needs a PostgreSQL "
+                            "--db; default: 1)")
+    # A worker started by `serve --workers N`: the socket it inherited.
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
 
     crm = commands.add_parser("crm", help="list CRM records")
     crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS), metavar="KIND",
                      help="one of: " + ", ".join(sorted(_TABLE_COLUMNS)))
-    crm.add_argument("--db", required=True)
+    crm.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URI")
     crm.add_argument("--name", help="the vendor, if the database holds several")
     crm.add_argument("--json", action="store_true", help="print a JSON array")
     crm.add_argument("--mapping", choices=sorted(MAPPINGS), default="default",
@@ -157,12 +170,21 @@ def _parser() -> argparse.ArgumentParser:
 
     offer = commands.add_parser("offer", help="make an offer for a lead")
     offer.add_argument("lead_id", metavar="LEAD_ID")
-    offer.add_argument("--db", required=True)
+    offer.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URI")
     offer.add_argument("--name", help="the vendor, if the database holds several")
     offer.add_argument("--summary", required=True)
     offer.add_argument("--price", required=True, help="a decimal amount, like 199.00")
     offer.add_argument("--currency", default="EUR", help="ISO 4217 code, like EUR")
     offer.add_argument("--valid-until", help="RFC 3339 UTC time, like 2026-06-01T12:00:00Z")
+
+    migrate = commands.add_parser(
+        "migrate", help="copy a vendor (key, DID, ledger, CRM, queued offers) to another "
+                        "database, e.g. from SQLite to PostgreSQL")
+    migrate.add_argument("--from", dest="source", required=True, metavar="DB",
+                         help="the database the vendor is in (a SQLite file or a URI)")
+    migrate.add_argument("--to", dest="target", required=True, metavar="DB",
+                         help="the database to copy it to (postgresql://...)")
+    migrate.add_argument("--name", help="the vendor, if --from holds several")
     return parser
 
 
@@ -175,7 +197,7 @@ def _passphrase() -> str:
 
 
 def _open_existing(args: argparse.Namespace) -> Vendor:
-    if not os.path.isfile(args.db):
+    if not is_dsn(args.db) and not os.path.isfile(args.db):
         raise CliError(f"there is no vendor database at {args.db}; "
                        f"create it with `vrm-vendor serve --db {args.db}`")
     return Vendor.open(args.db, name=args.name, passphrase=_passphrase(), create=False)
@@ -183,31 +205,66 @@ def _open_existing(args: argparse.Namespace) -> Vendor:
 
 # --- commands -----------------------------------------------------------------------
 
+def _serve_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``serve --workers N``: create the vendor once, bind, start the workers."""
+    from ._workers import bind, supervise
+
+    if not is_dsn(args.db):
+        raise CliError("--workers above 1 needs a PostgreSQL database in --db "
+                       "(postgresql://...): a SQLite file has one writer process")
+    with Vendor.open(args.db, name=args.name, passphrase=_passphrase()) as vendor:
+        name, did = vendor.name, vendor.did
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: "
+                       f"{exc.strerror or exc}") from None
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(args.public_url.rstrip("/") if args.public_url else f"http://{host}:{port}",
+          flush=True)
+    print(f"vendor {name!r} ({did}) is listening with {args.workers} workers; "
+          "stop with Ctrl-C", file=sys.stderr, flush=True)
+    # Each worker gets this command line (--name pins the vendor just opened).
+    worker_argv = [*argv, "--name", name] if args.name is None else list(argv)
+    return supervise(sock, worker_argv, args.workers)
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    from .aiohttp import ServerLimits, serve, vrm_app
+    from .aiohttp import GuardedAppRunner, ServerLimits, serve, vrm_app
 
     chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections}
     limits = ServerLimits(**{name: value for name, value in chosen.items() if value is not None})
     vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase())
     try:
+        app = vrm_app(vendor, public_base_url=args.public_url)
+        if args.listen_fd is not None:  # a worker of `serve --workers N`
+            from aiohttp import web
+
+            from ._workers import inherited
+            runner = GuardedAppRunner(app, limits=limits, access_log=None,
+                                      handle_signals=False)
+            await runner.setup()
+            await web.SockSite(runner, inherited(args.listen_fd)).start()
+        else:
+            try:
+                runner = await serve(app, host=args.host, port=args.port, limits=limits,
+                                     access_log=None, handle_signals=False)
+            except OSError as exc:
+                raise CliError(f"cannot listen on {args.host}:{args.port}: "
+                               f"{exc.strerror or exc}") from None
         try:
-            runner = await serve(vrm_app(vendor, public_base_url=args.public_url),
-                                 host=args.host, port=args.port, limits=limits,
-                                 access_log=None, handle_signals=False)
-        except OSError as exc:
-            raise CliError(f"cannot listen on {args.host}:{args.port}: "
-                           f"{exc.strerror or exc}") from None
-        try:
-            port = runner.addresses[0][1] if runner.addresses else args.port
-            host = f"[{args.host}]" if ":" in args.host else args.host
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-            print(args.public_url.rstrip("/") if args.public_url else f"http://{host}:{port}",
-                  flush=True)
-            print(f"vendor {vendor.name!r} ({vendor.did}) is listening; stop with Ctrl-C",
-                  file=sys.stderr, flush=True)
+            if args.listen_fd is None:
+                port = runner.addresses[0][1] if runner.addresses else args.port
+                host = f"[{args.host}]" if ":" in args.host else args.host
+                print(args.public_url.rstrip("/") if args.public_url
+                      else f"http://{host}:{port}", flush=True)
+                print(f"vendor {vendor.name!r} ({vendor.did}) is listening; stop with Ctrl-C",
+                      file=sys.stderr, flush=True)
             await stop.wait()
         finally:
             await runner.cleanup()
@@ -269,7 +326,23 @@ def _offer(args: argparse.Namespace) -> None:
           "it with messages.fetch", file=sys.stderr)
 
 
+def _migrate(args: argparse.Namespace) -> None:
+    from ._migrate import copy_vendor
+
+    if os.path.realpath(args.source) == os.path.realpath(args.target) or \
+            args.source == args.target:
+        raise CliError("--from and --to name the same database")
+    if not is_dsn(args.source) and not os.path.isfile(args.source):
+        raise CliError(f"there is no vendor database at {args.source}")
+    copied = copy_vendor(args.source, args.target, name=args.name, passphrase=_passphrase())
+    print(copied.did)
+    counts = ", ".join(f"{n} {table}" for table, n in copied.rows.items())
+    print(f"vendor {copied.name!r} ({copied.did}) is copied to {copied.target} ({counts}); "
+          f"serve it from there with `vrm-vendor serve --db ...`", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = _parser().parse_args(argv)
     except UsageError as exc:
@@ -277,9 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
+            if args.workers > 1 and args.listen_fd is None:
+                return _serve_workers(args, argv)
             asyncio.run(_serve(args))
         elif args.command == "crm":
             _crm(args)
+        elif args.command == "migrate":
+            _migrate(args)
         else:
             _offer(args)
     except (CliError, VendorAdapterError) as exc:
