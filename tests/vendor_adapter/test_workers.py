@@ -112,6 +112,22 @@ def wait_for(condition: Any, timeout: float = 60.0) -> Any:
     return result
 
 
+async def race(dsn: str, person: Person, *sends: tuple[Serve, bytes]
+               ) -> list[tuple[int, dict[str, Any]]]:
+    """Send each (process, message) at once, all held at the relationship's lock
+    until every one of them waits for it inside its transaction; the answers."""
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
+                       (f"{person.vendor_did}\x1f{person.did}",))
+        racing = [asyncio.create_task(send(serve, person, raw)) for serve, raw in sends]
+        await asyncio.to_thread(wait_for,
+                                lambda: len(waiting(holder, "advisory")) == len(sends))
+        names = {name for _, name, _ in waiting(holder, "advisory")}
+        assert len(names) == len(sends)  # as many processes
+        holder.execute("SELECT pg_advisory_unlock_all()")
+        return await asyncio.gather(*racing)
+
+
 def activities(dsn: str, did: str, type_: str) -> list[dict[str, Any]]:
     return [row for row in table_rows(dsn)["activity"]
             if row["did"] == did and row["type"] == type_]
@@ -126,17 +142,7 @@ async def test_the_same_message_racing_through_two_processes_is_applied_once(
     assert (await send(a, person, person.request(given_name="Ann")))[1]["status"] == "accepted"
     update = person.message("contact.update", {"changes": {"email": "ann@example.org"}})
 
-    with psycopg.connect(dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
-                       (f"{vendor_did}\x1f{person.did}",))
-        racing = [asyncio.create_task(send(a, person, update)),
-                  asyncio.create_task(send(b, person, update))]
-        # Both processes are inside their transactions, waiting for the relationship.
-        await asyncio.to_thread(wait_for, lambda: len(waiting(holder, "advisory")) == 2)
-        names = {name for _, name, _ in waiting(holder, "advisory")}
-        assert len(names) == 2  # two different processes
-        holder.execute("SELECT pg_advisory_unlock_all()")
-        answers = await asyncio.gather(*racing)
+    answers = await race(dsn, person, (a, update), (b, update))
 
     assert sorted(body["status"] for _, body in answers) == ["accepted", "duplicate"]
     assert [code for code, _ in answers] == [200, 200]
@@ -156,14 +162,8 @@ async def test_an_end_racing_an_update_gives_one_serial_order(dsn: str, serves: 
         "locality": "Bruges"}}})
     end = person.message("relationship.end", {})
 
-    with psycopg.connect(dsn, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
-                       (f"{vendor_did}\x1f{person.did}",))
-        racing = [asyncio.create_task(send(a, person, update)),
-                  asyncio.create_task(send(b, person, end))]
-        await asyncio.to_thread(wait_for, lambda: len(waiting(holder, "advisory")) == 2)
-        holder.execute("SELECT pg_advisory_unlock_all()")
-        (update_code, update_body), (end_code, end_body) = await asyncio.gather(*racing)
+    (update_code, update_body), (end_code, end_body) = await race(
+        dsn, person, (a, update), (b, end))
 
     assert (end_code, end_body["status"]) == (200, "accepted")
     (contact,) = [c for c in table_rows(dsn)["contact"] if c["did"] == person.did]
