@@ -60,3 +60,43 @@ def test_migrations_are_recorded_and_a_database_without_a_vendor_is_refused(
             assert vendor.name == "Bikes4U"
         with pytest.raises(StorageError):  # a wrong database name: StorageError, not psycopg's
             Vendor.open(dsn.replace("/vrm_test_", "/no_such_"), passphrase=PASSPHRASE)
+
+
+async def test_a_job_never_waits_for_a_lock_while_its_batch_holds_one(postgres: Any) -> None:
+    """Another process holds relationship X. A batch with a job on Y, then one on
+    X: the job on X is handed back to run first in the next batch, so the job on
+    Y commits and is answered at once, and no batch ever waits holding a lock
+    (two processes' batches could otherwise deadlock)."""
+    import asyncio
+    import threading
+
+    with postgres.database() as dsn:
+        with Vendor.open(dsn, passphrase=PASSPHRASE) as vendor:
+            writer = vendor._db.writer
+            gate = threading.Event()
+
+            def hold_the_writer(conn: Any) -> None:
+                gate.wait(30)  # the next two jobs queue up meanwhile: one batch
+
+            def lock(key: str) -> Any:
+                def job(conn: Any) -> str:
+                    conn.lock("vendor", key)
+                    conn.execute("INSERT INTO vrm_keystore (id, params) VALUES (1, ?) "
+                                 "ON CONFLICT DO NOTHING", (key,))
+                    return key
+                return job
+
+            with psycopg.connect(dsn, autocommit=True) as other:
+                other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))",
+                              ("vendor\x1fX",))
+                first = asyncio.ensure_future(writer.run(hold_the_writer))
+                on_y = asyncio.ensure_future(writer.run(lock("Y")))
+                on_x = asyncio.ensure_future(writer.run(lock("X")))
+                await asyncio.sleep(0.1)
+                gate.set()
+                await first
+                assert await asyncio.wait_for(on_y, 30) == "Y"  # not held up by X
+                await asyncio.sleep(0.2)
+                assert not on_x.done()  # it waits for X, in a batch of its own
+                other.execute("SELECT pg_advisory_unlock_all()")
+                assert await asyncio.wait_for(on_x, 30) == "X"
