@@ -203,10 +203,11 @@ class PostgresSession:
         try:
             with self._pool.connection() as conn:
                 tx = PgTx(conn)
-                conn.execute("BEGIN")
+                # One round trip between two jobs, not two: each statement pair
+                # goes as one simple query (no parameters).
+                conn.execute("BEGIN; SAVEPOINT vrm_job")
                 try:
-                    for job in batch:
-                        conn.execute("SAVEPOINT vrm_job")
+                    for n, job in enumerate(batch, 1):
                         try:
                             job.result = job.fn(tx)
                         except _Busy:
@@ -218,8 +219,8 @@ class PostgresSession:
                         except Exception as exc:  # handed to the caller; the batch goes on
                             job.error = exc
                             conn.execute("ROLLBACK TO SAVEPOINT vrm_job")
-                        conn.execute("RELEASE SAVEPOINT vrm_job")
-                    conn.execute("COMMIT")
+                        conn.execute("RELEASE SAVEPOINT vrm_job; SAVEPOINT vrm_job"
+                                     if n < len(batch) else "RELEASE SAVEPOINT vrm_job; COMMIT")
                 except BaseException:
                     if not conn.closed:
                         try:
