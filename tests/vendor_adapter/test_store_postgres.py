@@ -8,11 +8,12 @@ from typing import Any
 import psycopg
 import pytest
 
+import protocol
 from vendor_adapter import NotAVendorDatabase, StorageError, Vendor
 from vendor_adapter._schema_postgres import MIGRATIONS
 from vendor_adapter._store_postgres import redact, translate
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, Person
 from .test_cli import fails, run
 
 
@@ -100,3 +101,21 @@ async def test_a_job_never_waits_for_a_lock_while_its_batch_holds_one(postgres: 
                 assert not on_x.done()  # it waits for X, in a batch of its own
                 other.execute("SELECT pg_advisory_unlock_all()")
                 assert await asyncio.wait_for(on_x, 30) == "X"
+
+
+def test_the_expiry_purge_runs_in_one_process_at_a_time(postgres: Any) -> None:
+    from vendor_adapter._store_postgres import _PURGE_LOCK
+
+    with postgres.database() as dsn, Vendor.open(dsn, passphrase=PASSPHRASE) as vendor:
+        person = Person(vendor.did)
+        assert vendor.handle_sync(person.request(), protocol.MEDIA_TYPE).status == 200
+        vendor._db.writer.run_sync(lambda conn: conn.execute(
+            "UPDATE vrm_seen SET expires = '2000-01-01T00:00:00Z'"))
+        seen = "SELECT count(*) AS n FROM vrm_seen"
+        with psycopg.connect(dsn, autocommit=True) as other:  # another process purging
+            other.execute("SELECT pg_advisory_lock(%s)", (_PURGE_LOCK,))
+            assert vendor._db.purge() is False
+            assert vendor._db.read(seen)[0]["n"] == 1
+            other.execute("SELECT pg_advisory_unlock_all()")
+        assert vendor._db.purge() is True
+        assert vendor._db.read(seen)[0]["n"] == 0
