@@ -111,6 +111,7 @@ def _with_pg_ctl(directory: Path) -> PostgresServer:
     sockets.mkdir()
     prefix: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
+        os.chmod(directory.parent, 0o711)  # mkdtemp's 0700 would keep nobody out
         shutil.chown(directory, "nobody")
         shutil.chown(sockets, "nobody")
         prefix = ["runuser", "-u", "nobody", "--"]
