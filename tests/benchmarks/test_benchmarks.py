@@ -49,6 +49,15 @@ def test_inbox_benchmark_on_postgresql_beside_sqlite(postgres) -> None:  # noqa:
     assert result["scaling"] > 0
 
 
+def test_group_commit_benchmark_compares_batches_with_one_commit_each(postgres) -> None:  # noqa: F811
+    with postgres.database() as dsn:
+        result = run_benchmark("benchmarks.group_commit", "--db", dsn, "--messages", "30",
+                               "--people", "3")
+    assert result["messages"] == 30
+    for run in (result["batched"], result["one_per_commit"]):
+        assert run["messages_per_s"] > 0 and run["cpu_ms_per_msg"] > 0
+
+
 def test_stages_measures_every_step_of_a_message() -> None:
     result = run_benchmark("benchmarks.stages", "--rounds", "50")
     steps = ("agent_sign_us", "vendor_verify_us", "vendor_ledger_us", "vendor_receipt_us",
