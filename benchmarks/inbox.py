@@ -177,9 +177,8 @@ def _tree_cpu(root: int) -> float:
 def postgres_sampler(dsn: str, serve_pid: int) -> Sampler:
     import psycopg
 
-    with psycopg.connect(dsn) as conn:
-        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    stat = _proc_stat(backend)
+    with psycopg.connect(dsn) as conn:  # its backend's parent is the postmaster
+        stat = _proc_stat(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
     if stat is None:
         raise SystemExit("the PostgreSQL server must run on this machine to measure its CPU")
     postmaster = stat[0]

@@ -82,9 +82,10 @@ class PostgresServer:
 
 
 def _with_pgserver(directory: Path) -> PostgresServer:
-    # pgserver keeps a run directory under XDG_RUNTIME_DIR, which warns if unset.
-    runtime = directory / "xdg"
-    runtime.mkdir(mode=0o700)
+    # pgserver keeps a run directory under XDG_RUNTIME_DIR (and warns if it is
+    # unset). One per user, kept: pgserver writes there again at exit.
+    runtime = Path(tempfile.gettempdir()) / f"vrm-pgserver-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     import pgserver
 

@@ -245,3 +245,40 @@ async def test_a_worker_killed_mid_transaction_and_the_retry_lands_once(
                                                      "contact.update": 1}
     err = serve.stop()
     assert f"worker {worker} exited" in err  # and another took its place
+
+
+def test_the_agents_retry_lands_once_after_a_worker_is_killed_mid_write(
+        dsn: str, serves: Any, tmp_path: Any) -> None:
+    """The person's real agent (the ``vrm`` command) tells the vendor a new
+    address; the worker taking it is killed with its CRM changes written and
+    its transaction open; ``vrm deliver`` retries, and it lands exactly once."""
+    from tests.faults.test_faults import Background, contact_updates, make_agent, vrm
+
+    serve = serves(dsn, "--workers", "2")
+    home = tmp_path / "agent"
+    make_agent(home, [serve.url])  # adds the vendor: relationship.request, accepted
+    (person_did,) = [c["did"] for c in table_rows(dsn)["contact"]]
+
+    with psycopg.connect(dsn) as blocker, psycopg.connect(dsn, autocommit=True) as watcher:
+        # Reads of vrm_seen go on; the seen row, the last write of a message, waits.
+        blocker.execute("LOCK TABLE vrm_seen IN SHARE MODE")
+        change = Background(home, "profile", "set", "postal_address.locality=Hamburg")
+        ((_, name, query), *_) = wait_for(lambda: waiting(watcher, "relation"))
+        assert query.startswith("INSERT INTO vrm_seen")  # the CRM changes are written
+        worker = int(name.split()[-1])
+        os.kill(worker, signal.SIGKILL)
+        blocker.rollback()
+        # The agent keeps what got no receipt, and exits (or, had it retried at
+        # once through the other worker, has its receipt already).
+        change.finish()
+        wait_for(lambda: not watcher.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name = %s", (name,)).fetchone())
+
+    vrm(home, "deliver", "--wait", "60")
+    (update,) = contact_updates(home).values()
+    assert (update["status"], update["receipt_status"]) == ("delivered", "accepted")
+    assert len(activities(dsn, person_did, "contact.update")) == 1
+    (contact,) = table_rows(dsn)["contact"]
+    assert contact["locality"] == "Hamburg"
+    assert json.loads(contact["message_counts"])["contact.update"] == 1
+    assert f"worker {worker} exited" in serve.stop()
