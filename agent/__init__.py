@@ -24,6 +24,7 @@ from ._errors import (
     VendorKeyChanged,
     VendorUnreachable,
 )
+from ._feedback import nps_class
 from ._http import Limits
 from ._keys import DEFAULT_SCRYPT_N
 from ._profile import FIELD_NAMES, SHAREABLE
@@ -33,5 +34,5 @@ __all__ = [
     "backoff", "classify", "Limits", "DEFAULT_SCRYPT_N", "FIELD_NAMES", "SHAREABLE",
     "AgentError", "ClosedError", "DiscoveryRefused", "NoStore", "PassphraseError",
     "StoreError", "StoreExists", "UnknownVendor", "UsageError", "VendorError",
-    "VendorKeyChanged", "VendorUnreachable",
+    "VendorKeyChanged", "VendorUnreachable", "nps_class",
 ]

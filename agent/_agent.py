@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 import platformdirs
@@ -34,10 +34,18 @@ import protocol
 from ._delivery import Deliverer, DeliveryResult, Progress, fail_unsendable
 from ._errors import ClosedError, UsageError, VendorError, VendorKeyChanged
 from ._explain import explain
+from ._feedback import nps_class
+from ._history import find_receipt, vendor_history
+from ._intents import find_intent, is_cancelled
+from ._intents import intents as list_intents
+from ._intents import offers as list_offers
 from ._http import Http, Limits
-from ._keys import DEFAULT_SCRYPT_N, Keyring, passphrase_from_environment
-from ._profile import check_changes, check_share, nest, visible_to
+from ._backup import backup_home, restore
+from ._keys import DEFAULT_SCRYPT_N, Keyring, can_prompt, passphrase_from_environment
+from ._preferences import current_preferences, merge_preferences, store_preferences
+from ._profile import FIELD_NAMES, check_changes, check_share, nest, top_level, visible_to
 from ._store import Store, ts
+from ._terms import check_terms, current_terms, request_body, store_terms
 from ._vendors import (
     REACHABLE,
     check_pinned,
@@ -53,7 +61,6 @@ __all__ = ["Agent", "Broadcast", "SyncResult", "default_home"]
 Clock = Callable[[], datetime]
 #: How long a messages.fetch stays valid: it is never queued, only sent now.
 _FETCH_LIFETIME = timedelta(minutes=5)
-_MAX_FETCH_PAGES = 100
 
 
 def _utcnow() -> datetime:
@@ -152,12 +159,46 @@ class Agent:
         home = Path(home) if home is not None else default_home()
         store = Store.open(home)
         try:
-            passphrase = passphrase if passphrase is not None else passphrase_from_environment()
-            keys = await Keyring.open(store, passphrase)
+            if passphrase is not None:
+                keys = await Keyring.open(store, passphrase, source="the passphrase")
+            elif can_prompt():
+                keys = await Keyring.open_at_prompt(store)
+            else:
+                keys = await Keyring.open(store, passphrase_from_environment())
         except BaseException:
             store.close()
             raise
         return cls(home, store, keys, limits or Limits(), clock, session)
+
+    @classmethod
+    async def restore(cls, source: str | Path, home: str | Path | None = None, *,
+                      passphrase: str | None = None, limits: Limits | None = None,
+                      clock: Clock = _utcnow,
+                      session: aiohttp.ClientSession | None = None) -> Agent:
+        """Fill the empty ``home`` from the backup file ``source`` and open it.
+
+        The passphrase (default ``VRM_PASSPHRASE`` or a prompt) must open every
+        key in the backup. Raises ``UsageError`` (``home`` not empty),
+        ``PassphraseError`` and ``StoreError`` (not an intact vrm store); see
+        :func:`agent._backup.restore`.
+        """
+        home = Path(home) if home is not None else default_home()
+        passphrase = passphrase if passphrase is not None else passphrase_from_environment()
+        await asyncio.to_thread(restore, Path(source), home, passphrase)
+        return await cls.open(home, passphrase=passphrase, limits=limits, clock=clock,
+                              session=session)
+
+    async def backup(self, output: Path | BinaryIO) -> None:
+        """Write a consistent copy of the whole store to ``output`` (a path, written
+        0600 through a temporary file and a rename; or a binary stream), while
+        other processes may be using it. Keys stay sealed. See
+        :func:`agent._backup.backup`."""
+        await asyncio.to_thread(backup_home, self.home, output)
+
+    async def change_passphrase(self, new_passphrase: str) -> None:
+        """Re-seal every key under ``new_passphrase`` in one transaction (a crash
+        leaves the old or the new passphrase working, never neither)."""
+        await self._keys.reseal(new_passphrase)
 
     async def close(self) -> None:
         """Close the HTTP session and the store. Safe to call twice."""
@@ -271,7 +312,7 @@ class Agent:
             return await self._restate(known, shared, progress, patience)
         now = self._clock()
         shared = shared or []
-        profile = visible_to(self._profile_flat(), shared)
+        body, profile = request_body(self._profile_flat(), shared, current_terms(self.store))
         with self.store.transaction() as conn:
             key = self._keys.new_key(conn, "pairwise", now)
             cursor = conn.execute(
@@ -284,8 +325,6 @@ class Agent:
                  json.dumps(shared), ts(now), ts(now)))
             vendor_id = int(cursor.lastrowid or 0)
             vendor = {"pairwise_did": key.did, "vendor_did": document.id}
-            body = _body(protocol.RelationshipRequestBody,
-                         {"profile": nest(profile)} if profile else {})
             message, raw = self._sign(protocol.RelationshipRequest, vendor, body)
             self._queue(conn, [self._row(message, raw, vendor_id, None)],
                         [(message.id, vendor_id, f, 0) for f in profile])
@@ -302,16 +341,9 @@ class Agent:
     async def _restate(self, vendor: dict[str, Any], shared: list[str],
                        progress: Progress | None, patience: float) -> dict[str, Any]:
         """Let ``vendor`` see exactly ``shared``, and tell it: a relationship.request
-        with exactly those fields, which the vendor takes as a re-statement."""
-        profile = visible_to(self._profile_flat(), shared)
-        body = _body(protocol.RelationshipRequestBody,
-                     {"profile": nest(profile)} if profile else {})
-        message, raw = self._sign(protocol.RelationshipRequest, vendor, body)
-        told = {row["field"] for row in self.store.rows(
-            "SELECT DISTINCT field FROM outbox_fields WHERE vendor_id = ?", (vendor["id"],))}
-        fields = [(message.id, vendor["id"], f, 0) for f in profile]
-        # The vendor replaces what it holds: fields told before and not now are gone.
-        fields += [(message.id, vendor["id"], f, 1) for f in sorted(told - set(profile))]
+        with exactly those fields (and the terms), which the vendor takes as a
+        re-statement."""
+        message, raw, fields = self._restatement(vendor, shared)
         with self.store.transaction() as conn:
             conn.execute("UPDATE vendors SET share = ?, updated = ? WHERE id = ?",
                          (json.dumps(shared), ts(self._clock()), vendor["id"]))
@@ -319,6 +351,26 @@ class Agent:
         result = await self._deliver_one(message.id, progress, patience)
         row = resolve(self.store, vendor["id"])
         return {**vendor_view(row), "delivery": result.to_json(), "action": "share-updated"}
+
+    def _restatement(self, vendor: Mapping[str, Any], shared: Sequence[str]
+                     ) -> tuple[protocol.Message, bytes, list[tuple[Any, ...]]]:
+        """A signed relationship.request re-stating exactly the ``shared`` fields and
+        the terms proffered now, and its outbox_fields rows: fields told before and
+        not now are marked removed (the vendor replaces what it holds, §5.2)."""
+        body, fields = self._request_for(vendor, shared, current_terms(self.store))
+        message, raw = self._sign(protocol.RelationshipRequest, vendor, body)
+        return message, raw, [(message.id, vendor["id"], f, int(removed))
+                              for f, removed in fields]
+
+    def _request_for(self, vendor: Mapping[str, Any], shared: Sequence[str], terms: list[str]
+                     ) -> tuple[protocol.RelationshipRequestBody, list[tuple[str, bool]]]:
+        """The body of a relationship.request stating exactly ``shared`` and ``terms``
+        to ``vendor``, and the fields it carries as (field, removed) pairs."""
+        body, profile = request_body(self._profile_flat(), shared, terms)
+        told = {row["field"] for row in self.store.rows(
+            "SELECT DISTINCT field FROM outbox_fields WHERE vendor_id = ?", (vendor["id"],))}
+        return body, ([(f, False) for f in profile]
+                      + [(f, True) for f in sorted(told - set(profile))])
 
     async def _deliver_one(self, message_id: str, progress: Progress | None,
                            patience: float, *, scoped: bool = True) -> DeliveryResult:
@@ -468,6 +520,30 @@ class Agent:
                                             tuple(r[0] for r in rows),
                                             changed=tuple(changed)), send, progress, patience)
 
+    async def unset_profile(self, fields: Iterable[str], *, progress: Progress | None = None,
+                            send: bool = True, patience: float = 0.0) -> Broadcast:
+        """Remove profile fields and tell every reachable vendor that may see one of
+        them (``contact.update`` with the field set to null, a JSON Merge Patch
+        removal, RFC 7386). ``postal_address`` names all of its parts. A field
+        that is not set changes nothing (``Broadcast.changed`` says what did).
+        Raises ``UsageError`` for a name that is not a profile field."""
+        names: list[str] = []
+        for name in fields:
+            name = name.strip()
+            parts = [f for f in FIELD_NAMES if top_level(f) == name and "." in f]
+            if name not in FIELD_NAMES and not parts:
+                raise UsageError(f"'{protocol.display_text(name, limit=60)}' is not a profile "
+                                 f"field; the fields are {', '.join(FIELD_NAMES)}")
+            names += parts or [name]
+        if not names:
+            raise UsageError("name at least one field to remove, like email")
+        current = self._profile_flat()
+        present = {name: None for name in names if name in current}
+        if not present:
+            return Broadcast(protocol.new_message_id(), "contact.update", "", (), changed=())
+        return await self.set_profile(present, progress=progress, send=send,
+                                      patience=patience)
+
     async def intent(self, summary: str, *, category: str | None = None,
                      budget: tuple[str, str] | None = None,
                      needed_by: date | str | None = None, quantity: int | None = None,
@@ -505,53 +581,118 @@ class Agent:
     async def cancel_intent(self, intent_id: str, *, reason: str | None = None,
                             progress: Progress | None = None, send: bool = True,
                             patience: float = 0.0) -> Broadcast:
-        """Withdraw an intent (``Broadcast.id`` of :meth:`intent`) from every vendor
-        it went to: ``intent.cancel`` threaded to each vendor's copy."""
-        row = self.store.one("SELECT * FROM broadcasts WHERE id = ? AND type = 'intent'",
-                             (intent_id,))
-        if row is None:
-            raise UsageError(f"no intent has the id {intent_id!r}; see `vrm offers --json`")
-        body = _body(protocol.IntentCancelBody, {"reason": reason} if reason else {})
+        """Withdraw an intent (``Broadcast.id`` of :meth:`intent`, or a unique start of
+        it, 4 characters or more) from every vendor that got it or still may:
+        ``intent.cancel`` threaded to each vendor's copy, to the vendors whose copy
+        was delivered or is still pending and whose relationship is pending or
+        active. A copy that failed or expired was never taken, so it needs no
+        cancel. Raises ``UsageError`` if no intent matches or it was already
+        cancelled. The cancel's broadcast names the intent (``body.intent``),
+        which is how :meth:`intents` knows it is cancelled."""
+        row = find_intent(self.store, intent_id)
+        intent_id = row["id"]
+        if is_cancelled(self.store, intent_id):
+            summary = protocol.display_text(row["summary"], limit=60)
+            raise UsageError(f"the intent {intent_id[:8]} ({summary}) is already cancelled")
+        body = _body(protocol.IntentCancelBody, {"reason": reason} if reason else {},
+                     what="the cancellation")
         items = []
         for sent in self.store.rows(
-                "SELECT o.id AS intent_message_id, v.* FROM outbox o JOIN vendors v ON v.id = o.vendor_id "
-                "WHERE o.broadcast_id = ? AND v.status IN ('pending', 'active')", (intent_id,)):
+                "SELECT o.id AS intent_message_id, v.* FROM outbox o "
+                "JOIN vendors v ON v.id = o.vendor_id WHERE o.broadcast_id = ? "
+                "AND o.status IN ('pending', 'delivered') "
+                "AND v.status IN ('pending', 'active') ORDER BY o.rowid", (intent_id,)):
             items.append((sent, protocol.IntentCancel, body, sent["intent_message_id"]))
+        # The broadcast's body names the intent: that records the cancel, also when
+        # no vendor is left to tell.
         return await self._fan_out("intent.cancel", f"cancel: {row['summary']}",
-                                   body.to_wire(), items, send, progress, patience)
+                                   {**body.to_wire(), "intent": intent_id}, items, send,
+                                   progress, patience)
 
     async def feedback(self, vendor: str | int, score: int, *, comment: str | None = None,
                        subject: str | None = None, progress: Progress | None = None,
                        send: bool = True, patience: float = 0.0) -> Broadcast:
-        """Send a 0-10 ``feedback`` score (as in a net promoter survey) to one vendor."""
+        """Send a 0-10 ``feedback`` score (as in a net promoter survey) to one vendor
+        (PROTOCOL.md §5.8); :func:`agent.nps_class` tells the class the vendor
+        records. Raises ``UsageError`` for a score outside 0-10 or a vendor that
+        does not accept feedback."""
         [target] = self._targets("feedback", [vendor])
         data: dict[str, Any] = {"score": score}
         data.update({k: v for k, v in (("comment", comment), ("subject", subject)) if v})
         body = _body(protocol.FeedbackBody, data, what="the feedback")
-        return await self._fan_out("feedback", f"score {score}", body.to_wire(),
-                                   [(target, protocol.Feedback, body, None)],
+        return await self._fan_out("feedback", f"score {score} ({nps_class(score)})",
+                                   body.to_wire(), [(target, protocol.Feedback, body, None)],
                                    send, progress, patience)
+
+    def preferences(self) -> dict[str, Any]:
+        """The contact preferences last stated: ``{"channels": {"email": bool, ...},
+        "marketing": bool | None}``; a channel never stated is absent."""
+        return current_preferences(self.store)
 
     async def set_preferences(self, *, channels: Mapping[str, bool] | None = None,
                               marketing: bool | None = None,
                               to: Sequence[str | int] | None = None,
                               progress: Progress | None = None, send: bool = True,
                               patience: float = 0.0) -> Broadcast:
-        """Tell vendors (all that accept it, or those in ``to``) which channels they may
-        use (email, sms, post, phone) and whether they may market to the person."""
+        """Change which channels vendors may use (email, sms, post, phone) and whether
+        they may market to the person, record the choices (see :meth:`preferences`)
+        and send ``preferences.update`` with what is stated now (PROTOCOL.md §5.7)
+        to the vendors in ``to`` (each must accept it), or to every reachable
+        vendor that accepts it. With no such vendor, the choices are recorded and
+        nothing is sent. Raises ``UsageError`` when nothing is stated."""
+        unknown = sorted(set(channels or {}) - {"email", "sms", "post", "phone"})
+        if unknown:
+            raise UsageError(f"{', '.join(unknown)} is not a channel; the channels are "
+                             f"email, sms, post and phone")
         data: dict[str, Any] = {}
         if channels:
             data["channels"] = dict(channels)
         if marketing is not None:
             data["marketing"] = marketing
         body = _body(protocol.PreferencesUpdateBody, data, what="the preferences")
-        targets = self._targets("preferences.update", to)
-        summary = ", ".join(f"{k}={v}" for k, v in sorted({**(channels or {}),
-                            **({"marketing": marketing} if marketing is not None else {})}
-                            .items()))
+        if to:
+            targets = self._targets("preferences.update", to)
+        else:
+            targets = [v for v in self._reachable(self.store.db.conn)
+                       if "preferences.update" in json.loads(v["discovery"]).get("types", [])]
+        merged = merge_preferences(self.preferences(), channels, marketing)
+        summary = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in sorted(
+            {**(channels or {}), **({"marketing": marketing} if marketing is not None
+                                    else {})}.items()))
         return await self._fan_out("preferences.update", summary, body.to_wire(),
                                    [(v, protocol.PreferencesUpdate, body, None)
-                                    for v in targets], send, progress, patience)
+                                    for v in targets], send, progress, patience,
+                                   also=lambda conn: store_preferences(self.store, conn, merged))
+
+    def terms(self) -> list[str]:
+        """The term ids the person proffers (IEEE 7012 MyTerms roster ids, like
+        ``myterms:nostalking``); every relationship.request carries them."""
+        return current_terms(self.store)
+
+    async def set_terms(self, terms: Iterable[str], *, progress: Progress | None = None,
+                        send: bool = True, patience: float = 0.0) -> Broadcast:
+        """Proffer exactly ``terms`` from now on (an empty list: none) and re-state them
+        to every reachable vendor with a new ``relationship.request``, which also
+        re-states the profile fields the vendor may see: the vendor replaces the
+        terms and fields it holds with these (PROTOCOL.md §5.2). New vendors
+        (:meth:`add_vendor`) get them in their first request. Raises
+        ``UsageError`` for an id that is not ``scheme:id``, or more than 32."""
+        checked = check_terms(terms)
+        items = []
+        for vendor in self._reachable(self.store.db.conn):
+            body, fields = self._request_for(vendor, json.loads(vendor["share"]), checked)
+            items.append((vendor, protocol.RelationshipRequest, body, None, None, fields))
+        summary = "terms: " + (", ".join(checked) or "none")
+        return await self._fan_out("terms", summary, {"terms": checked}, items, send,
+                                   progress, patience,
+                                   also=lambda conn: store_terms(self.store, conn, checked))
+
+    def intents(self) -> list[dict[str, Any]]:
+        """Every intent, newest first, with the vendors told, the offers received and
+        its status: ``open``, ``cancelled`` or ``expired`` (see ``agent._intents``).
+        Each: ``{id, short_id, created, summary, body, vendors: [{vendor_id, vendor,
+        message_id, delivery}], told, offers, status}``."""
+        return list_intents(self.store, self._clock())
 
     async def send(self, model: type[protocol.Message], body: protocol.WireModel, *,
                    to: Sequence[str | int] | None = None, thread: str | None = None,
@@ -576,17 +717,29 @@ class Agent:
                                    send, progress, patience)
 
     def receipt(self, message_id: str) -> dict[str, Any] | None:
-        """The vendor's verified receipt for ``message_id``: its status, record
-        reference and problem (parsed), and the signed JWS as received; None if
-        no receipt has come back yet."""
-        row = self.store.one("SELECT r.*, v.name AS vendor FROM receipts r "
-                             "JOIN vendors v ON v.id = r.vendor_id WHERE r.message_id = ?",
-                             (message_id,))
-        if row is None:
+        """The vendor's receipt for ``message_id`` (or a unique start of it, 4
+        characters or more), checked again now with the pinned key: ``{message_id,
+        message_type, vendor_id, vendor, receipt_id, status, received, problem,
+        record, verified, verify_detail, jws}``, ``jws`` being the signed bytes
+        exactly as received (RFC 7515 §7.2.2). None if no receipt has come back
+        yet, or no message has that id."""
+        try:
+            return find_receipt(self.store, message_id)
+        except UsageError:
             return None
-        for member in ("record", "problem"):
-            row[member] = json.loads(row[member]) if row[member] else None
-        return row
+
+    def find_receipt(self, message_id: str) -> dict[str, Any] | None:
+        """Like :meth:`receipt`, but a ``message_id`` that names no message (or
+        several) raises ``UsageError`` saying so."""
+        return find_receipt(self.store, message_id)
+
+    def vendor_history(self, vendor: str | int) -> dict[str, Any]:
+        """The relationship with ``vendor`` (number, name, DID or URL), message by
+        message: ``{"vendor": {...}, "messages": [{message_id, created, type,
+        fields, removed, body, delivery, attempts, last_error, receipt}]}``, each
+        receipt checked again now with the pinned key (``receipt.verified``).
+        See ``agent._history``."""
+        return vendor_history(self.store, resolve(self.store, vendor))
 
     def _targets(self, message_type: str,
                  refs: Sequence[str | int] | None) -> list[dict[str, Any]]:
@@ -615,22 +768,34 @@ class Agent:
         return targets
 
     async def _fan_out(self, kind: str, summary: str, body: dict[str, Any],
-                       items: Sequence[tuple[Mapping[str, Any], type[protocol.Message], Any,
-                                             str | None]],
-                       send: bool, progress: Progress | None, patience: float) -> Broadcast:
+                       items: Sequence[tuple[Any, ...]],
+                       send: bool, progress: Progress | None, patience: float, *,
+                       also: Callable[[sqlite3.Connection], None] | None = None
+                       ) -> Broadcast:
         """Sign one message per item, queue them all and the broadcast in ONE
-        transaction, then deliver."""
+        transaction (with ``also``'s writes, if given), then deliver.
+
+        Each item is ``(vendor, model, body, thread)``, optionally followed by the
+        outbox ``meta`` dict and the profile fields it carries as
+        ``(field, removed)`` pairs."""
         broadcast_id = protocol.new_message_id()
         rows = []
-        for vendor, model, message_body, thread in items:
+        fields: list[tuple[Any, ...]] = []
+        for vendor, model, message_body, thread, *rest in items:
+            meta = rest[0] if rest else None
             message, raw = self._sign(model, vendor, message_body, thread=thread)
-            rows.append(self._row(message, raw, vendor["id"], broadcast_id))
+            rows.append(self._row(message, raw, vendor["id"], broadcast_id, meta))
+            if len(rest) > 1:
+                fields.extend((message.id, vendor["id"], f, int(removed))
+                              for f, removed in rest[1])
         with self.store.transaction() as conn:
+            if also is not None:
+                also(conn)
             conn.execute("INSERT INTO broadcasts (id, type, summary, body, created) "
                          "VALUES (?, ?, ?, ?, ?)",
                          (broadcast_id, kind, summary[:500], json.dumps(body),
                           ts(self._clock())))
-            self._queue(conn, rows, [])
+            self._queue(conn, rows, fields)
         return await self._finish(Broadcast(broadcast_id, kind, summary,
                                             tuple(r[0] for r in rows)), send, progress, patience)
 
@@ -701,7 +866,7 @@ class Agent:
         cursor = vendor["cursor"]
         new = 0
         vendor_key = self._deliverer.vendor_key(vendor["vendor_jwk"])
-        for _ in range(_MAX_FETCH_PAGES):
+        for _ in range(protocol.MAX_FETCH_PAGES):
             message, raw = self._sign(protocol.MessagesFetch, vendor,
                                       protocol.MessagesFetchBody(after=cursor),
                                       lifetime=_FETCH_LIFETIME)
@@ -717,24 +882,20 @@ class Agent:
             if verdict.kind != "delivered" or verdict.receipt is None:
                 return SyncResult(vendor["id"], vendor["name"], "failed", new,
                                   verdict.detail or verdict.kind)
-            body = verdict.receipt.body
             now = self._clock()
-            for jws in body.messages or []:
-                try:
-                    received = protocol.parse(
-                        protocol.jws_bytes(jws), now=now, keys=protocol.pinned_keys(vendor_key),
-                        recipient=vendor["pairwise_did"])
-                except protocol.ProtocolError:
-                    continue  # forged, expired or unreadable: not the vendor's word
+            # PROTOCOL.md §6.4: carried messages that fail are dropped, never a key change.
+            page = protocol.read_fetch_page(
+                verdict.receipt, after=cursor, vendor_key=vendor_key,
+                recipient=vendor["pairwise_did"], now=now)
+            for received, jws in page.messages:
                 inbox_rows.append((
                     vendor["id"], received.id, received.type, received.thread,
-                    json.dumps(received.body.to_wire()), protocol.jws_bytes(jws),
-                    ts(received.created), ts(now)))
+                    json.dumps(received.body.to_wire()), jws, ts(received.created), ts(now)))
                 new += 1
-            if body.cursor is not None and body.cursor != cursor:
-                cursor = body.cursor
+            if page.cursor != cursor:
+                cursor = page.cursor
                 cursors.append((cursor, vendor["id"]))
-            if not body.messages or body.cursor is None:
+            if not page.more:
                 break
         return SyncResult(vendor["id"], vendor["name"], "ok", new)
 
@@ -745,23 +906,16 @@ class Agent:
 
     # --- views ---------------------------------------------------------------
 
-    def offers(self) -> list[dict[str, Any]]:
-        """Offers received, each beside the intent it answers (newest first)."""
-        rows = self.store.rows(
-            "SELECT i.id, i.vendor_id, v.name AS vendor, i.body, i.thread, i.created, "
-            "i.received, b.id AS intent_id, b.summary AS intent_summary "
-            "FROM inbox i JOIN vendors v ON v.id = i.vendor_id "
-            "LEFT JOIN outbox o ON o.id = i.thread AND o.vendor_id = i.vendor_id "
-            "LEFT JOIN broadcasts b ON b.id = o.broadcast_id "
-            "WHERE i.type = 'offer' ORDER BY i.created DESC, i.rowid DESC")
-        offers = []
-        for row in rows:
-            body = json.loads(row.pop("body"))
-            price = body.get("price", {})
-            offers.append({**row, "summary": body.get("summary"), "price": price.get("amount"),
-                           "currency": price.get("currency"),
-                           "valid_until": body.get("valid_until"), "url": body.get("url")})
-        return offers
+    def offers(self, *, intent: str | None = None,
+               vendor: str | int | None = None) -> list[dict[str, Any]]:
+        """Offers received, newest first, each beside the intent it answers and with
+        its ``status``: ``live``, ``expired`` (past its ``valid_until``) or ``intent
+        cancelled``. ``intent`` (an id or a unique start of it) and ``vendor``
+        (number, name, DID or URL) narrow the list."""
+        intent_id = find_intent(self.store, intent)["id"] if intent is not None else None
+        vendor_id = resolve(self.store, vendor)["id"] if vendor is not None else None
+        return list_offers(self.store, self._clock(), intent_id=intent_id,
+                           vendor_id=vendor_id)
 
     def outbox(self) -> list[dict[str, Any]]:
         """Every outgoing message per vendor, with status, attempts and last error."""

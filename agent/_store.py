@@ -6,7 +6,9 @@ agent reads and writes rows through :class:`Store`.
 
 Tables (see ``_migrations`` below for the exact schema):
 
-- ``meta``           key/value: the key-sealing parameters, the person's name
+- ``meta``           key/value: the key-sealing parameters, the person's name,
+                     the terms proffered (``terms``) and the contact
+                     preferences (``preferences``), as JSON
 - ``keys``           every private key, sealed (never plaintext)
 - ``profile``        the person's fields, flattened: ``postal_address.locality``
 - ``vendors``        one row per relationship: discovery document, pinned vendor
@@ -38,7 +40,7 @@ from sqlite_utils.migrations import Migrations
 
 from ._errors import NoStore, StoreError, StoreExists
 
-__all__ = ["Store", "DB_NAME", "ts", "from_ts"]
+__all__ = ["Store", "DB_NAME", "ts", "from_ts", "connect_read_only"]
 
 DB_NAME = "vrm.db"
 
@@ -187,6 +189,9 @@ class Store:
         #: Things the person should know but that did not stop anything (the CLI
         #: prints them on stderr), e.g. a VRM_HOME that vrm left readable by others.
         self.warnings: list[str] = []
+        #: Opened read-only (a read-only file, directory or medium): reading
+        #: works, and any write raises StoreError saying the store is read-only.
+        self.read_only = False
 
     @classmethod
     def create(cls, home: Path) -> Store:
@@ -228,6 +233,7 @@ class Store:
     @classmethod
     def _connect(cls, path: Path) -> Store:
         old_umask = os.umask(0o077)  # the -wal and -shm files too, whatever the db's mode
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(str(path), timeout=30.0)
             db = sqlite_utils.Database(conn, execute_plugins=False)
@@ -240,14 +246,30 @@ class Store:
             _migrations.apply(db)
             db.execute("PRAGMA foreign_keys=ON")
             os.chmod(path, 0o600)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store at {path} cannot be opened ({exc}); check that the "
-                             f"file and its directory are yours and writable") from exc
+        except (sqlite3.DatabaseError, PermissionError) as exc:
+            if conn is not None:
+                conn.close()
+            if _is_read_only(exc):
+                return cls._connect_read_only(path, exc)
+            raise _damaged(path, exc) from exc
         except OSError as exc:
             raise _os_error("open the store at", path, exc) from None
         finally:
             os.umask(old_umask)
         return cls(path, db)
+
+    @classmethod
+    def _connect_read_only(cls, path: Path, cause: BaseException) -> Store:
+        """The store on a read-only file or directory: read commands still work
+        (``read_only`` is True, and a write raises one sentence saying so)."""
+        conn = connect_read_only(path, cause)
+        if _migrations_pending(conn):
+            conn.close()
+            raise StoreError(f"the store at {path} is read-only and was made by an older "
+                             f"vrm; open it once where it can be written") from None
+        store = cls(path, sqlite_utils.Database(conn, execute_plugins=False))
+        store.read_only = True
+        return store
 
     def close(self) -> None:
         self.db.close()
@@ -259,7 +281,14 @@ class Store:
             with self.db.atomic():
                 yield self.db.conn
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store at {self.path} failed: {exc}") from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> StoreError:
+        if self.read_only or _is_read_only(exc):
+            return StoreError(f"the store at {self.path} is read-only, and this needs to write "
+                              f"to it; only commands that read work (profile show, vendor "
+                              f"list, outbox, offers, shared, export, backup)")
+        return _damaged(self.path, exc)
 
     # --- small helpers -------------------------------------------------------
 
@@ -267,7 +296,7 @@ class Store:
         try:
             cursor = self.db.conn.execute(sql, params)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"the store at {self.path} failed: {exc}") from exc
+            raise self._failed(exc) from exc
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
@@ -285,6 +314,57 @@ class Store:
 
     def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def connect_read_only(path: Path, cause: BaseException | None = None) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file at ``path`` (WAL or not), or
+    :class:`StoreError` saying why not. In a directory where SQLite cannot
+    create the shared-memory file, the file is read as immutable."""
+    for query in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=30.0)
+        except sqlite3.DatabaseError as exc:
+            cause = exc
+            continue
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            cause = exc
+            continue
+        return conn
+    raise _damaged(path, cause or StoreError("unreadable"))
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    """An error that says the file or its directory cannot be written."""
+    if isinstance(exc, PermissionError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
+        return True
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text
+
+
+def _damaged(path: Path, exc: BaseException) -> StoreError:
+    """The sentence for a store SQLite cannot use: damaged, or not a store."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.DatabaseError) and (
+            code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+            or "malformed" in str(exc) or "not a database" in str(exc)):
+        return StoreError(f"the store at {path} is damaged ({exc}); restore your last backup "
+                          f"into a new, empty directory with `vrm restore FILE`")
+    return StoreError(f"the store at {path} cannot be used ({exc}); check that the file and "
+                      f"its directory are yours and writable, or restore a backup with "
+                      f"`vrm restore FILE`")
+
+
+def _migrations_pending(conn: sqlite3.Connection) -> bool:
+    try:
+        return bool(_migrations.pending(sqlite_utils.Database(conn, execute_plugins=False)))
+    except sqlite3.DatabaseError:
+        return True
 
 
 def _check_directory(home: Path) -> None:

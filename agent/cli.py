@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import importlib
 import importlib.util
 import json
@@ -48,10 +47,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import protocol
+
 from ._agent import Agent, Broadcast, SyncResult, default_home
 from ._delivery import DeliveryResult
-from ._errors import AgentError, PassphraseError, UsageError, VendorKeyChanged
+from ._errors import AgentError, UsageError, VendorKeyChanged
+from ._feedback import nps_class
+from ._preferences import CHANNELS
 from ._profile import SHAREABLE
+from ._store import from_ts, ts
 from ._vendors import key_changed_message
 
 __all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progress_bar"]
@@ -172,8 +176,10 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
     if not results:
         _say(f"{title}: nothing to send.")
         return
+    apart = _apart(results)
     _table(title, ["vendor", "message", "status", "attempts", "detail"],
-           [(r.vendor, r.type, _styled(r.status), r.attempts, r.detail or r.receipt_status)
+           [(apart(r), r.type, _styled(r.status), r.attempts,
+             r.detail or r.receipt_status)
             for r in results])
     counts: dict[str, int] = {}
     for r in results:
@@ -181,6 +187,15 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
     _say(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     if counts.get("pending"):
         out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
+
+
+def _apart(results: Sequence[DeliveryResult]) -> Callable[[DeliveryResult], str]:
+    """Name each result's vendor, with its number when another vendor in ``results``
+    has the same name (``Shop (#3)``)."""
+    ids: dict[str, set[int]] = {}
+    for r in results:
+        ids.setdefault(r.vendor, set()).add(r.vendor_id)
+    return lambda r: f"{r.vendor} (#{r.vendor_id})" if len(ids[r.vendor]) > 1 else r.vendor
 
 
 def _held_now(results: Iterable[DeliveryResult]) -> list[int]:
@@ -230,14 +245,12 @@ def _init_setup(parser: argparse.ArgumentParser) -> None:
 
 
 async def _init(args: argparse.Namespace) -> int:
-    passphrase = os.environ.get("VRM_PASSPHRASE")
-    if not passphrase and sys.stdin.isatty():
-        passphrase = getpass.getpass("choose a passphrase: ")
-        if passphrase != getpass.getpass("repeat it: "):
-            raise PassphraseError("the two passphrases differ; run vrm init again")
-    if not passphrase:
-        raise PassphraseError("no passphrase: set VRM_PASSPHRASE, or run vrm init from a "
-                              "terminal to choose one")
+    from ._store_commands import choose_passphrase, short_passphrase_warning
+
+    typed = not os.environ.get("VRM_PASSPHRASE")
+    passphrase = choose_passphrase(variable="VRM_PASSPHRASE", what="passphrase")
+    if typed:
+        short_passphrase_warning(passphrase)
     agent = await Agent.init(_home(args), passphrase=passphrase, name=args.name)
     try:
         for warning in agent.warnings:
@@ -322,12 +335,17 @@ def _vendor_end_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--erase", action="store_true",
                         help="ask the vendor to erase your data (also after an end)")
     parser.add_argument("--reason", help="a short reason to give the vendor")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask before an erasure (needed with --erase when not "
+                             "at a terminal)")
     _add_json(parser)
 
 
 async def _vendor_end(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         before = agent.vendor(args.vendor)
+        if args.erase:
+            _confirm_erase(agent, args.vendor, args.yes)
         result = await agent.end_vendor(args.vendor, erase=args.erase, reason=args.reason)
         vendor = agent.vendor(before["id"])
         status = _key_changes(agent, _held_now([result] if result else []))
@@ -398,6 +416,8 @@ def _intent_setup(parser: argparse.ArgumentParser) -> None:
                         help="only this vendor (number, name, DID or URL); repeat for more: "
                              "--to Bikes4U --to 3 (default: all that accept intents)")
     _add_json(parser)
+    parser.epilog = ("To withdraw an intent: vrm intent cancel INTENT (see vrm intents). "
+                     "An intent whose summary is the one word cancel: vrm intent -- cancel.")
 
 
 async def _intent(args: argparse.Namespace) -> int:
@@ -418,6 +438,7 @@ async def _intent(args: argparse.Namespace) -> int:
 async def _outbox(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         rows = agent.outbox()
+        labels = _labels(agent)
     if args.json:
         print_json(rows)
         return 0
@@ -426,7 +447,7 @@ async def _outbox(args: argparse.Namespace) -> int:
         return 0
     _table("Outbox", ["message", "vendor", "type", "status", "attempts", "next attempt",
                       "last error / receipt"],
-           [(r["message_id"][:10], r["vendor"], r["type"], _styled(r["status"]), r["attempts"],
+           [(r["message_id"][:10], labels[r["vendor_id"]], r["type"], _styled(r["status"]), r["attempts"],
              r["next_attempt"][:19] if r["status"] == "pending" else "",
              r["last_error"] or r["receipt_status"]) for r in rows])
     return 0
@@ -463,6 +484,7 @@ async def _sync(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         with progress_bar("collecting offers", enabled=not args.json) as bar:
             results: list[SyncResult] = await agent.sync(progress=bar)
+        labels = _labels(agent)
         status = _key_changes(agent, [r.vendor_id for r in results
                                       if r.status == "key-changed"])
     if args.json:
@@ -472,23 +494,9 @@ async def _sync(args: argparse.Namespace) -> int:
         out.print("No active vendors to ask.")
         return status
     _table("Sync", ["vendor", "status", "new messages", "detail"],
-           [(r.vendor, _styled(r.status), r.new_messages, r.detail) for r in results])
+           [(labels[r.vendor_id], _styled(r.status), r.new_messages, r.detail)
+            for r in results])
     return status
-
-
-async def _offers(args: argparse.Namespace) -> int:
-    async with await open_agent(args) as agent:
-        offers = agent.offers()
-    if args.json:
-        print_json(offers)
-        return 0
-    if not offers:
-        out.print("No offers yet. Send an intent with `vrm intent`, then run `vrm sync`.")
-        return 0
-    _table("Offers", ["for your intent", "vendor", "offer", "price", "valid until"],
-           [(o["intent_summary"] or "-", o["vendor"], o["summary"],
-             f"{o['price']} {o['currency']}", o["valid_until"] or "") for o in offers])
-    return 0
 
 
 def _export_setup(parser: argparse.ArgumentParser) -> None:
@@ -523,6 +531,7 @@ async def _export(args: argparse.Namespace) -> int:
 async def _shared(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         rows = agent.shared()
+        labels = _labels(agent)
     if args.json:
         print_json(rows)
         return 0
@@ -530,7 +539,7 @@ async def _shared(args: argparse.Namespace) -> int:
         out.print("No vendor holds any of your fields.")
         return 0
     _table("Who knows what", ["vendor", "field", "told by", "receipt", "as of"],
-           [(r["vendor"], r["field"], r["message_type"], r["receipt_id"][:10],
+           [(labels[r["vendor_id"]], r["field"], r["message_type"], r["receipt_id"][:10],
              r["as_of"][:19]) for r in rows])
     return 0
 
@@ -560,16 +569,465 @@ register("deliver", help="send what is due in the outbox", setup=_deliver_setup,
          run=_deliver)
 register("sync", help="collect offers and messages from your vendors", setup=_json_only,
          run=_sync)
-register("offers", help="the offers you received, beside your intents", setup=_json_only,
-         run=_offers)
 register("export", help="all your data as JSON", setup=_export_setup, run=_export)
 register("shared", help="which vendor knows which of your fields", setup=_json_only,
          run=_shared)
 
 
+# --- every message type, the history, the receipts (issue 11 §1) -------------------
+#
+# Each command below calls one or two Agent methods and prints; every string
+# that came from a vendor or a person goes through protocol.display_text (tables)
+# or protocol.display_json (--json).
+
+def _show(value: Any, *, limit: int | None = None) -> str:
+    """Text from outside (a vendor's name, an offer, a summary), safe on a terminal."""
+    return "" if value is None else protocol.display_text(value, limit=limit)
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(protocol.display_json(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def _local(stamp: str | None) -> str:
+    """A stored UTC timestamp in the person's local time, to the second."""
+    if not stamp:
+        return ""
+    return from_ts(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _labels(agent: Agent) -> dict[int, str]:
+    """How each vendor is named in tables: its name, and its number beside it when
+    another vendor has the same name (``Shop (#3)``)."""
+    vendors = agent.vendors()
+    counts: dict[str, int] = {}
+    for v in vendors:
+        counts[v["name"].casefold()] = counts.get(v["name"].casefold(), 0) + 1
+    return {v["id"]: _show(v["name"], limit=40) + (
+        f" (#{v['id']})" if counts[v["name"].casefold()] > 1 else "") for v in vendors}
+
+
+def _results_table(title: str, results: Sequence[DeliveryResult],
+                   labels: dict[int, str]) -> None:
+    if not results:
+        _say(f"{title}: no vendor to tell.")
+        return
+    _table(title, ["vendor", "message", "status", "detail"],
+           [(labels.get(r.vendor_id, _show(r.vendor)), r.type, _styled(r.status),
+             _show(r.detail or r.receipt_status, limit=120)) for r in results])
+    if any(r.status == "pending" for r in results):
+        out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
+
+
+async def _finish_broadcast(agent: Agent, args: argparse.Namespace, broadcast: Broadcast,
+                            title: str, extra: dict[str, Any] | None = None) -> int:
+    status = _key_changes(agent, _held_now(broadcast.results))
+    if args.json:
+        _emit_json({**broadcast.to_json(), **(extra or {})})
+    else:
+        _results_table(title, broadcast.results, _labels(agent))
+    return status
+
+
+# vrm feedback ---------------------------------------------------------------------
+
+def _feedback_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vendor", metavar="VENDOR", help="the vendor's number, name, DID or URL")
+    parser.add_argument("score", metavar="SCORE",
+                        help="0 to 10: how likely you are to recommend the vendor")
+    parser.add_argument("--comment", metavar="TEXT", help="what you want to tell the vendor")
+    parser.add_argument("--subject", metavar="TEXT", help="what the score is about, e.g. "
+                        "an order number")
+    _add_json(parser)
+
+
+def _score(text: str) -> int:
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.isdigit() and int(stripped) <= 10):
+        raise UsageError(f"the score is a whole number from 0 to 10, like 9, not "
+                         f"'{_show(text, limit=20)}'")
+    return int(stripped)
+
+
+async def _feedback(args: argparse.Namespace) -> int:
+    score = _score(args.score)
+    klass = nps_class(score)
+    async with await open_agent(args) as agent:
+        broadcast = await agent.feedback(args.vendor, score, comment=args.comment,
+                                         subject=args.subject)
+        receipt = agent.receipt(broadcast.message_ids[0])
+        if args.json:
+            return await _finish_broadcast(agent, args, broadcast, "", {
+                "score": score, "nps_class": klass,
+                "receipt": _receipt_json(receipt) if receipt else None})
+        [result] = broadcast.results
+        name = _labels(agent).get(result.vendor_id, _show(result.vendor))
+        status = _key_changes(agent, _held_now(broadcast.results))
+    _say(f"{name} will record a score of {score}: a {klass} (9-10 promoter, 7-8 passive, "
+         f"0-6 detractor).")
+    if receipt is not None and result.status == "delivered":
+        check = "verified" if receipt["verified"] else "does NOT verify"
+        _say(f"{name} confirmed it with a signed receipt ({receipt['receipt_id'][:10]}, "
+             f"signature {check}); `vrm receipt {result.message_id[:10]}` shows it.")
+    else:
+        _results_table("Feedback", broadcast.results, {result.vendor_id: name})
+    return status
+
+
+# vrm preferences --------------------------------------------------------------------
+
+def _preferences_setup(parser: argparse.ArgumentParser) -> None:
+    for channel in CHANNELS:
+        parser.add_argument(f"--{channel}", action=argparse.BooleanOptionalAction,
+                            default=None, help=f"vendors may (or, --no-{channel}, may not) "
+                                               f"contact you by {channel}")
+    parser.add_argument("--marketing", action=argparse.BooleanOptionalAction, default=None,
+                        help="vendors may (or, --no-marketing, may not) market to you")
+    parser.add_argument("--to", action="append", metavar="VENDOR",
+                        help="tell only this vendor (number, name, DID or URL); repeat for "
+                             "more (default: every active vendor that accepts it)")
+    _add_json(parser)
+    parser.epilog = ("Without options, shows your choices. The choices are yours, not a "
+                     "vendor's: with --to they are recorded and only those vendors are told now.")
+
+
+def _yes_no(value: bool | None) -> str:
+    return "not stated" if value is None else "yes" if value else "no"
+
+
+async def _preferences(args: argparse.Namespace) -> int:
+    channels = {c: getattr(args, c) for c in CHANNELS if getattr(args, c) is not None}
+    async with await open_agent(args) as agent:
+        if not channels and args.marketing is None:
+            if args.to:
+                raise UsageError("say what to tell them, like --no-sms or --marketing")
+            current = agent.preferences()
+            if args.json:
+                _emit_json(current)
+                return 0
+            _table("Your contact preferences", ["channel", "vendors may use it"],
+                   [(c, _yes_no(current["channels"].get(c))) for c in CHANNELS]
+                   + [("marketing", _yes_no(current["marketing"]))])
+            return 0
+        broadcast = await agent.set_preferences(channels=channels, marketing=args.marketing,
+                                                to=args.to)
+        current = agent.preferences()
+        if not args.json:
+            _say(f"Recorded: {broadcast.summary}.")
+        return await _finish_broadcast(agent, args, broadcast, "Preferences sent",
+                                       {"preferences": current})
+
+
+# vrm terms, vrm terms set --------------------------------------------------------------
+
+def _terms_set_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("terms", nargs="*", metavar="ID",
+                        help="term ids from a public roster, like myterms:nostalking")
+    parser.add_argument("--none", action="store_true",
+                        help="proffer no terms at all (instead of IDs)")
+    _add_json(parser)
+
+
+async def _terms(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        terms = agent.terms()
+    if args.json:
+        _emit_json(terms)
+    elif not terms:
+        _say("You proffer no terms. Proffer some with `vrm terms set myterms:nostalking`.")
+    else:
+        _table("The terms you proffer", ["term"], [(_show(t),) for t in terms])
+    return 0
+
+
+async def _terms_set(args: argparse.Namespace) -> int:
+    if args.none == bool(args.terms):
+        raise UsageError("name the terms to proffer, like myterms:nostalking, or give "
+                         "--none to proffer none" if not args.none else
+                         "give either term ids or --none, not both")
+    async with await open_agent(args) as agent:
+        broadcast = await agent.set_terms(args.terms)
+        terms = agent.terms()
+        if not args.json:
+            _say(f"You now proffer {', '.join(terms) or 'no terms'}; every active vendor "
+                 f"gets a relationship request that re-states them.")
+        return await _finish_broadcast(agent, args, broadcast, "Terms re-stated",
+                                       {"terms": terms})
+
+
+# vrm intents, vrm intent cancel -------------------------------------------------------
+
+async def _intents(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        intents = agent.intents()
+    if args.json:
+        _emit_json(intents)
+        return 0
+    if not intents:
+        _say('No intents yet. Send one with `vrm intent "Touring bike"`.')
+        return 0
+    _table("Your intents", ["intent", "date", "summary", "vendors told", "offers", "status"],
+           [(i["short_id"], _local(i["created"]), _show(i["summary"], limit=60),
+             f"{i['told']} of {len(i['vendors'])}", i["offers"],
+             _styled(i["status"])) for i in intents])
+    return 0
+
+
+def _intent_cancel_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("intent", metavar="INTENT",
+                        help="the intent's id, or its start as `vrm intents` shows it")
+    parser.add_argument("--reason", metavar="TEXT", help="a short reason to give the vendors")
+    _add_json(parser)
+
+
+async def _intent_cancel(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        broadcast = await agent.cancel_intent(args.intent, reason=args.reason)
+        if not args.json and not broadcast.message_ids:
+            _say("Cancelled; no vendor still had it to be told.")
+            return 0
+        return await _finish_broadcast(agent, args, broadcast,
+                                       f"Cancelled {_show(broadcast.summary[8:], limit=60)}")
+
+
+# vrm offers --------------------------------------------------------------------------
+
+def _offers_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--intent", metavar="INTENT",
+                        help="only the offers for this intent (its id or start, as "
+                             "`vrm intents` shows it)")
+    parser.add_argument("--vendor", metavar="VENDOR",
+                        help="only this vendor's offers (number, name, DID or URL)")
+    _add_json(parser)
+
+
+async def _offers_filtered(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        offers = agent.offers(intent=args.intent, vendor=args.vendor)
+        labels = _labels(agent)
+    if args.json:
+        _emit_json(offers)
+        return 0
+    if not offers:
+        out.print("No offers yet. Send an intent with `vrm intent`, then run `vrm sync`."
+                  if not (args.intent or args.vendor) else "No offers match.")
+        return 0
+    _table("Offers", ["for your intent", "vendor", "offer", "price", "valid until", "status"],
+           [(_show(o["intent_summary"] or "-", limit=40), labels.get(o["vendor_id"], ""),
+             _show(o["summary"], limit=60), _show(f"{o['price']} {o['currency']}"),
+             _local(_stamp(o["valid_until"])), _styled(o["status"])) for o in offers])
+    return 0
+
+
+def _stamp(text: str | None) -> str | None:
+    """A protocol timestamp as the store's (so that _local shows it)."""
+    return ts(protocol.parse_time(text)) if text else None
+
+
+# vrm profile unset ----------------------------------------------------------------------
+
+def _profile_unset_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("fields", nargs="+", metavar="FIELD",
+                        help="e.g. phone, or postal_address for the whole address")
+    _add_json(parser)
+
+
+async def _profile_unset(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        broadcast = await agent.unset_profile(args.fields)
+        if not args.json and not broadcast.changed:
+            _say("Nothing changed: your profile holds none of these fields.")
+            return 0
+        if not args.json:
+            _say(f"Removed {', '.join(broadcast.changed or ())}.")
+            if not broadcast.message_ids:
+                _say("No vendor may see these fields, so none was told.")
+                return 0
+        return await _finish_broadcast(agent, args, broadcast, "Vendors told")
+
+
+# vrm vendor show ----------------------------------------------------------------------
+
+def _vendor_show_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vendor", metavar="VENDOR", help="the vendor's number, name, DID or URL")
+    _add_json(parser)
+
+
+def _carried(message: dict[str, Any]) -> str:
+    parts = list(message["fields"]) + [f"-{f}" for f in message["removed"]]
+    body = message["body"]
+    if message["type"] == "relationship.request" and body.get("terms"):
+        parts.append("terms: " + ", ".join(body["terms"]))
+    if not message["fields"] and not message["removed"]:
+        parts += [k for k in body if k not in ("profile", "changes", "terms")]
+    return _show(", ".join(parts), limit=80)
+
+
+def _receipt_cell(receipt: dict[str, Any] | None) -> str:
+    if receipt is None:
+        return ""
+    check = "signature verifies" if receipt["verified"] else "[bold red]signature FAILS[/bold red]"
+    return _Styled(f"{escape(receipt['status'])}, {check}")
+
+
+async def _vendor_show(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        history = agent.vendor_history(args.vendor)
+        label = _labels(agent)[history["vendor"]["id"]]
+    if args.json:
+        _emit_json(history)
+        return 0
+    v = history["vendor"]
+    _say(f"{label}, vendor {v['id']}: {v['status']}{' (erased)' if v['erased'] else ''}, "
+         f"at {_show(v['url'])}")
+    _say(f"Pinned key {v['vendor_did']}; you are {v['pairwise_did']} to them.")
+    _say(f"May see: {', '.join(v['share']) or 'none of your fields'}.")
+    if not history["messages"]:
+        _say("Nothing sent yet.")
+        return 0
+    _table(f"Messages sent to {label}", ["sent", "message", "type", "carried", "delivery",
+                                          "receipt"],
+           [(_local(m["created"]), m["message_id"][:10], m["type"], _carried(m),
+             _styled(m["delivery"]), _receipt_cell(m["receipt"]))
+            for m in history["messages"]])
+    failing = [m for m in history["messages"] if m["receipt"] and not m["receipt"]["verified"]]
+    if failing:
+        _fail(f"warning: {len(failing)} receipt(s) do not verify with the pinned key; "
+              f"`vrm receipt MESSAGE` says why.")
+    return 0
+
+
+# vrm receipt ----------------------------------------------------------------------------
+
+def _receipt_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("message", metavar="MESSAGE",
+                        help="the message's id, or its start as `vrm outbox` shows it")
+    parser.add_argument("--raw", action="store_true",
+                        help="print the vendor's signed JWS exactly as received (RFC 7515 "
+                             "§7.2.2), for anyone to check with a JOSE library")
+    _add_json(parser)
+    parser.epilog = ("The exit status is 1 when the receipt's signature does not verify "
+                     "with the vendor's pinned key.")
+
+
+def _receipt_json(receipt: dict[str, Any]) -> dict[str, Any]:
+    return {**receipt, "jws": bytes(receipt["jws"]).decode("ascii", "replace")}
+
+
+async def _receipt(args: argparse.Namespace) -> int:
+    async with await open_agent(args) as agent:
+        receipt = agent.find_receipt(args.message)
+        labels = _labels(agent)
+    if receipt is None:
+        raise UsageError(f"no receipt has come back for {_show(args.message, limit=40)} yet; "
+                         f"`vrm deliver` retries pending messages")
+    status = 0 if receipt["verified"] else 1
+    if args.raw:
+        raw = bytes(receipt["jws"])
+        if sys.stdout.isatty():  # never a raw control character on a terminal; no wrapping
+            sys.stdout.write(_show(raw.decode("utf-8", "replace")) + "\n")
+        else:
+            sys.stdout.buffer.write(raw)
+            sys.stdout.flush()
+    elif args.json:
+        _emit_json(_receipt_json(receipt))
+    else:
+        name = labels.get(receipt["vendor_id"], _show(receipt["vendor"]))
+        rows = [("message", receipt["message_id"]), ("type", receipt["message_type"]),
+                ("vendor", name), ("receipt", _show(receipt["receipt_id"])),
+                ("status", _styled(receipt["status"])),
+                ("received", _local(receipt["received"]))]
+        if receipt["record"]:
+            rows.append(("record", _show(json.dumps(receipt["record"]), limit=200)))
+        if receipt["problem"]:
+            rows.append(("problem", _show(receipt["problem"].get("detail")
+                                          or receipt["problem"].get("type"), limit=200)))
+        rows.append(("signature", _Styled("verifies with the pinned key" if receipt["verified"]
+                                          else "[bold red]does NOT verify[/bold red]: "
+                                          + escape(_show(receipt["verify_detail"])))))
+        _table("Receipt", ["", ""], rows)
+    if not receipt["verified"]:
+        _fail(f"the receipt for {receipt['message_id']} does not verify with the pinned key: "
+              f"{_show(receipt['verify_detail'])}")
+    return status
+
+
+# vrm vendor end --erase asks first ------------------------------------------------------
+
+def _confirm_erase(agent: Agent, ref: str, yes: bool) -> None:
+    """Erasure cannot be undone: on a terminal, ask; without one, only with --yes."""
+    if yes:
+        return
+    vendor = agent.vendor(ref)
+    name = _labels(agent).get(vendor["id"], _show(vendor["name"]))
+    if not sys.stdin.isatty():
+        raise UsageError(f"asking {name} to erase your data cannot be undone; add --yes to "
+                         f"confirm it when not at a terminal")
+    try:
+        answer = input(f"Ask {name} to erase your data? This cannot be undone. [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UsageError("nothing was sent: erasure not confirmed")
+
+
+register("feedback", help="score a vendor from 0 to 10, with a comment if you like",
+         setup=_feedback_setup, run=_feedback)
+register("preferences", help="show or change how vendors may contact you, and whether "
+         "they may market to you", setup=_preferences_setup, run=_preferences)
+register("terms", help="the terms you proffer to vendors (IEEE 7012 MyTerms ids)",
+         setup=_json_only, run=_terms)
+register(("terms", "set"), help="proffer exactly these terms, re-stated to every active "
+         "vendor", setup=_terms_set_setup, run=_terms_set)
+register("intents", help="your intents, with the vendors told, offers and status",
+         setup=_json_only, run=_intents)
+register(("intent", "cancel"), help="withdraw an intent from the vendors that got it",
+         setup=_intent_cancel_setup, run=_intent_cancel)
+register("offers", help="the offers you received, beside your intents, live or not",
+         setup=_offers_setup, run=_offers_filtered)
+register(("profile", "unset"), help="remove profile fields and tell the vendors who may see "
+         "them", setup=_profile_unset_setup, run=_profile_unset)
+register(("vendor", "show"), help="a relationship's history: every message, its delivery and "
+         "its receipt, checked again", setup=_vendor_show_setup, run=_vendor_show)
+register("receipt", help="a vendor's signed receipt for a message, checked again",
+         setup=_receipt_setup, run=_receipt)
+
+
+def _joined(argv: Sequence[str]) -> list[str]:
+    """``vrm intent cancel X`` and ``vrm terms set X``: where a word is both a command
+    and a group, the subcommand is one parser named "intent cancel" (see
+    :func:`build_parser`), and the two words become that one name here. Only the
+    word right after the command counts: ``vrm intent -- cancel`` sends an intent
+    whose summary is "cancel"."""
+    argv = list(argv)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--home" else 1
+    if i + 1 < len(argv) and f"{argv[i]} {argv[i + 1]}" in _JOINED_NAMES:
+        argv[i:i + 2] = [f"{argv[i]} {argv[i + 1]}"]
+    return argv
+
+
+#: Subcommand paths whose first word is a command of its own (filled by build_parser).
+_JOINED_NAMES: set[str] = set()
+
+
 # --- entry point ----------------------------------------------------------------
 
+#: Modules that register commands of their own when imported.
+_COMMAND_MODULES = ("agent.demo", "agent._store_commands")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    for module in _COMMAND_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
     parser = argparse.ArgumentParser(
         prog="vrm", description="Your agent for dealing with vendors: one change, every "
         "vendor, with signed receipts.",
@@ -582,6 +1040,12 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in _COMMANDS:
         if len(cmd.path) == 1:
             sub = top.add_parser(cmd.path[0], help=cmd.help, description=cmd.help)
+        elif any(other.path == cmd.path[:1] for other in _COMMANDS):
+            # "intent" is a command and "intent cancel" one too: one parser named by
+            # both words, which main() joins (see _joined).
+            name = " ".join(cmd.path)
+            _JOINED_NAMES.add(name)
+            sub = top.add_parser(name, help=cmd.help, description=cmd.help)
         else:
             group = groups.get(cmd.path[0])
             if group is None:
@@ -596,9 +1060,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``vrm`` entry point. Returns the exit status (and exits with it)."""
-    if importlib.util.find_spec("agent.demo") is not None:
-        importlib.import_module("agent.demo")  # registers `vrm demo`
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(_joined(sys.argv[1:] if argv is None else argv))
     try:
         status = asyncio.run(args.run(args))
     except VendorKeyChanged as exc:
@@ -627,4 +1090,8 @@ def _fail(sentence: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m agent.cli`: this module is then __main__, a second copy;
+    # commands registered by other modules go to `agent.cli`, so run that one.
+    from agent.cli import main as _main
+
+    sys.exit(_main())

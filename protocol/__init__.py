@@ -22,6 +22,8 @@ from ._codec import (
     parse,
     sign,
 )
+from ._evidence import verify_evidence
+from ._fetch import MAX_FETCH_PAGES, FetchPage, read_fetch_page
 from ._display import UNSAFE_CHARACTERS, display_json, display_text
 from ._didkey import check_public_key, did_from_kid, is_did_key, kid_for_did
 from ._discovery import WELL_KNOWN_PATH, DiscoveryDocument, origin, parse_discovery, same_origin
@@ -79,6 +81,7 @@ __all__ = [
     "MAX_CLOCK_SKEW", "MAX_PAYLOAD_BYTES", "SeenCheck", "describe_validation_error",
     "encode_payload", "jws_bytes", "new_message_id", "parse", "sign",
     "UNSAFE_CHARACTERS", "display_json", "display_text",
+    "verify_evidence", "MAX_FETCH_PAGES", "FetchPage", "read_fetch_page",
     "check_public_key", "did_from_kid", "is_did_key", "kid_for_did",
     "WELL_KNOWN_PATH", "DiscoveryDocument", "origin", "parse_discovery", "same_origin",
     "PROBLEM_PREFIX", "PROBLEMS", "BadSignature", "DiscoveryError", "Expired", "InvalidBody",

@@ -373,8 +373,12 @@ class MessagesFetch(Message):
     body: MessagesFetchBody
 
 
+#: A problem type is a URN (RFC 8141): ``urn:<NID>:<NSS>``, such as urn:vrm:problem:expired.
+PROBLEM_TYPE_PATTERN = r"^urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[\x21-\x7e]+$"
+
+
 class ProblemRef(WireModel):
-    type: Annotated[str, Field(max_length=200)]
+    type: Annotated[str, Field(min_length=1, max_length=200, pattern=PROBLEM_TYPE_PATTERN)]
     title: ShortText | None = None
     detail: Text | None = None
 

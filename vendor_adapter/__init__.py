@@ -16,7 +16,8 @@ on one database); the rules are the same code on both (``_store``).
 
 The core (``InboxCore``) is framework-free: bytes and a content type in,
 status, content type and bytes out. ``vendor_adapter.aiohttp`` is one thin
-binding over it.
+binding over it. ``vendor_adapter.forward`` delivers every CRM event to the
+vendor's own systems (signed webhooks, SCIM 2.0), durably.
 """
 
 from __future__ import annotations

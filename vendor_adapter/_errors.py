@@ -6,8 +6,9 @@
     ├── StorageError         the database (SQLite or PostgreSQL) could not be opened or written
     │   └── NotAVendorDatabase   opened without create, the file holds no vendor
     ├── ClosedError          the vendor (or its writer) was used after close()
-    └── OfferError           an offer cannot be made as asked
-        └── LeadNotFound     no lead with that id belongs to this vendor
+    ├── OfferError           an offer cannot be made as asked
+    │   └── LeadNotFound     no lead with that id belongs to this vendor
+    └── ForwardError         a forwarding target is misconfigured (vendor_adapter.forward)
 
 Foreign errors (sqlite3, psycopg, protocol.SealedKeyError, pydantic) are translated at
 the boundary that meets them, with ``raise Ours(...) from exc``. Problems with

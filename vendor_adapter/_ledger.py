@@ -22,6 +22,10 @@ can fetch them any more. On an erasure the relationship's record becomes the
 erasure's own record reference, so that the request's (which may name the
 person in the vendor's systems, like a customer id) is not kept.
 
+A messages.fetch marks the offers it hands out as fetched (``vrm_offer``), in
+its own transaction: an offer fetched can no longer be withdrawn, and one
+withdrawn (deleted from the outbox by the same writer) is never handed out.
+
 The seen row is written in the same transaction as the CRM change, so a
 message has exactly one effect even if the process dies between the two.
 Across processes (several inbox workers on one PostgreSQL database) every
@@ -43,10 +47,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import protocol
 
 from ._core import Outcome, Verified
+from ._errors import OfferError
 from ._sink import CrmEvent, CrmSink
 from ._store import Tx
 
@@ -89,6 +95,9 @@ class Ledger:
     vendor: str
     sink: CrmSink
     accept_relationship: RelationshipHook | None = None
+    #: Queues the forwarding events of an accepted message, in its transaction
+    #: (vendor_adapter.forward.Forwarding.record); None forwards nothing.
+    forward: Any = None
 
     def lock(self, conn: Tx, did: str) -> None:
         """Take the lock of the relationship with ``did`` (until the transaction
@@ -134,6 +143,11 @@ class Ledger:
         elif message.type == "relationship.end":
             self._end(conn, message.sender, when, record,
                       erase=message.body.erase)  # type: ignore[attr-defined]
+        if self.forward is not None:
+            self.forward.record(conn, message, new=rel is None,
+                                relationship=json.loads(rel[1]) if rel is not None else None,
+                                record=record, received=item.received,
+                                fetched=outcome.messages)
         conn.execute(
             "INSERT INTO vrm_seen (vendor, sender, message_id, expires, status, record) "
             "VALUES (?, ?, ?, ?, 'accepted', ?)",
@@ -152,6 +166,9 @@ class Ledger:
                          "WHERE vendor = ? AND did = ?", (when, self.vendor, did))
         # Fetching after the end is refused (410): what is queued can never be fetched.
         conn.execute("DELETE FROM vrm_outbox WHERE vendor = ? AND did = ?", (self.vendor, did))
+        if erase:  # the offers made to the person go with the rest of their data
+            conn.execute("DELETE FROM vrm_offer WHERE vendor = ? AND did = ?",
+                         (self.vendor, did))
 
     def _decide(self, message: protocol.RelationshipRequest, context: dict[str, str]) -> None:
         if self.accept_relationship is None:
@@ -176,22 +193,30 @@ class Ledger:
         # expiry within that second, so nothing still valid is skipped; the
         # periodic purge deletes the rest (``purge_expired``).
         rows = conn.execute(
-            "SELECT seq, jws FROM vrm_outbox WHERE vendor = ? AND did = ? AND seq > ? "
+            "SELECT seq, jws, message_id FROM vrm_outbox WHERE vendor = ? AND did = ? AND seq > ? "
             "AND expires > ? ORDER BY seq LIMIT 100",
             (self.vendor, message.sender, start, protocol.format_time(now)[:19])).fetchall()
-        messages, used, cursor = [], 0, start
-        for seq, jws in rows:
+        messages, used, cursor, handed = [], 0, start, []
+        for seq, jws, message_id in rows:
             if messages and used + len(jws) > FETCH_BUDGET:
                 break  # the rest comes with the next fetch, after this cursor
             messages.append(protocol.FlattenedJWS.model_validate(json.loads(jws)))
             used += len(jws)
             cursor = seq
+            handed.append((protocol.format_time(now), self.vendor, message_id))
+        # In this fetch's transaction: an offer handed out can no longer be withdrawn.
+        conn.executemany("UPDATE vrm_offer SET fetched = ? WHERE vendor = ? "
+                         "AND message_id = ? AND fetched IS NULL", handed)
         return Outcome("accepted", messages=messages, cursor=str(cursor))
 
     def queue(self, conn: Tx, did: str, message: protocol.Message,
               jws: bytes) -> None:
         """Put a signed message in the outbox of the relationship with ``did``, until
-        it expires."""
+        it expires. A message over FETCH_BUDGET bytes could never fit a fetch page
+        alone (PROTOCOL.md §6.4): it is refused with ``OfferError``."""
+        if len(jws) > FETCH_BUDGET:
+            raise OfferError(f"the signed message is {len(jws)} bytes; a fetch page carries "
+                             f"at most {FETCH_BUDGET}")
         conn.execute("INSERT INTO vrm_outbox (vendor, did, message_id, type, jws, created, "
                      "expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (self.vendor, did, message.id, message.type, jws.decode(),

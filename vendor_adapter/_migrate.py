@@ -3,8 +3,9 @@
 
 What is copied, for the one vendor named: its identity (the same Ed25519
 key, so the same DID: customers' agents see no change), the ledger (seen
-message ids, relationships, the outbox of queued offers) and the built-in
-CRM (contacts, leads, activities, feedback). Row ids are kept as they are:
+message ids, relationships, the outbox of queued offers, the offers made),
+the built-in CRM (contacts, leads, activities, feedback) and the forwarding
+queue (events still owed to targets, and the targets' resource ids). Row ids are kept as they are:
 receipts already given out name them (``record`` references), and outbox
 sequence numbers are the agents' ``messages.fetch`` cursors. The key is
 unsealed with the passphrase and sealed again under the target's key store
@@ -39,6 +40,10 @@ TABLES: tuple[tuple[str, str, str | None], ...] = (
     ("lead", "vendor", "id"),
     ("activity", "vendor", "id"),
     ("feedback", "vendor", "id"),
+    ("vrm_offer", "vendor", None),
+    ("vrm_forward_target", "vendor", None),
+    ("vrm_forward_queue", "vendor", "seq"),
+    ("vrm_forward_resource", "vendor", None),
 )
 
 

@@ -167,5 +167,35 @@ def _finish_earlier_ends(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="0004_forward_queue")
+def _forward_queue(db: Database) -> None:
+    # The forwarding queue (issue 12): its tables and all of its SQL live in
+    # vendor_adapter/forward/_queue.py, whose SCHEMA is frozen like this file.
+    from .forward._queue import SCHEMA
+
+    db.executescript(SCHEMA)
+
+
+@MIGRATIONS(name="0005_offers")
+def _offers(db: Database) -> None:
+    # Every offer made, kept after its outbox row is fetched, purged or dropped:
+    # what the vendor said, and whether the person's agent fetched it. ``fetched``
+    # is set in the transaction that hands the offer to a messages.fetch, and
+    # ``withdrawn`` in the one that deletes it from the outbox: the writer runs
+    # one at a time, so a withdrawn offer is never handed out. Offers made before
+    # this migration are not listed (their terms live only in their signed JWS).
+    db.executescript(
+        """
+        CREATE TABLE vrm_offer (
+            vendor TEXT NOT NULL, message_id TEXT NOT NULL, did TEXT NOT NULL,
+            lead_id INTEGER NOT NULL, summary TEXT NOT NULL, amount TEXT NOT NULL,
+            currency TEXT NOT NULL, valid_until TEXT, url TEXT, created TEXT NOT NULL,
+            expires TEXT NOT NULL, fetched TEXT, withdrawn TEXT,
+            PRIMARY KEY (vendor, message_id)) WITHOUT ROWID;
+        CREATE INDEX vrm_offer_lead ON vrm_offer (vendor, lead_id);
+        """
+    )
+
+
 def migrate(db: Database) -> None:
     MIGRATIONS.apply(db)

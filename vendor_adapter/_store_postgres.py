@@ -169,6 +169,10 @@ class PgTx:
         with self._conn.cursor() as cursor:
             cursor.executemany(translate(sql), rows)
 
+    def cursor(self) -> PgTx:
+        """DB-API style ``conn.cursor().executemany(...)``: this object."""
+        return self
+
     def lock(self, *key: str) -> None:
         name = "\x1f".join(key)
         if not self.holding:

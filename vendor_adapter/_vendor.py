@@ -13,11 +13,9 @@ The database is a SQLite file or a PostgreSQL URI (``_store``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
-
-from pydantic import ValidationError
 
 import protocol
 
@@ -28,7 +26,10 @@ from ._errors import ClosedError, LeadNotFound, OfferError
 from ._identity import open_identity
 from ._ledger import Ledger, RelationshipHook
 from ._mapping import DEFAULT, FieldMapping
+from ._offers import check_offer, list_offers, list_sql, record_offer, withdraw
 from ._sink import CrmSink
+from .forward._relay import Forwarding
+from .forward._target import Target
 
 __all__ = ["Vendor", "SUPPORTED_TYPES"]
 
@@ -54,7 +55,8 @@ class Vendor:
                  sink: CrmSink | None, mapping: FieldMapping,
                  accept_relationship: RelationshipHook | None,
                  clock: Callable[[], datetime],
-                 registry: protocol.MessageRegistry, types: tuple[str, ...]) -> None:
+                 registry: protocol.MessageRegistry, types: tuple[str, ...],
+                 forward: Sequence[Target] = ()) -> None:
         self._db = db
         self._key = key
         self.name = name
@@ -63,7 +65,10 @@ class Vendor:
         self.sink: CrmSink = sink if sink is not None else SqliteCrm()
         self.crm = CrmView(db, key.did, mapping)
         self.core = InboxCore(key, clock=clock, registry=registry, accepts=types)
-        self.ledger = Ledger(key.did, self.sink, accept_relationship)
+        #: Forwarding to the vendor's own systems (vendor_adapter.forward).
+        self.forwarding = Forwarding(db, key.did, forward, mapping=mapping)
+        self.ledger = Ledger(key.did, self.sink, accept_relationship,
+                             forward=self.forwarding if forward else None)
         # The file's periodic purge goes by the clocks of the vendors open on it.
         self._purge_clock = clock
         db.add_clock(clock)
@@ -83,6 +88,7 @@ class Vendor:
         registry: protocol.MessageRegistry = protocol.CORE_REGISTRY,
         types: tuple[str, ...] = SUPPORTED_TYPES,
         create: bool = True,
+        forward: Sequence[Target] = (),
     ) -> Vendor:
         """Open the vendor named ``name`` in the database at ``path``; create the
         database, the schema and the identity (a sealed key) if missing.
@@ -96,6 +102,11 @@ class Vendor:
         With ``create=False`` nothing is created: a file that is missing, empty or
         holds no vendor is refused before anything is written to it
         (``NotAVendorDatabase``), and a missing name is ``VendorNotFound``.
+
+        ``forward``: targets (``vendor_adapter.forward.Webhook``, ``Scim``) that
+        hear every CRM event; their relay starts with the first inbox request, or
+        with ``await vendor.forwarding.start()``. Raises ``ForwardError`` for a
+        target given twice.
         """
         db = open_store(path, create=create)
         try:
@@ -103,9 +114,13 @@ class Vendor:
         except BaseException:
             db.release()
             raise
-        return cls(db, key, actual, sink=sink, mapping=mapping,
-                   accept_relationship=accept_relationship, clock=clock, registry=registry,
-                   types=types)
+        try:
+            return cls(db, key, actual, sink=sink, mapping=mapping,
+                       accept_relationship=accept_relationship, clock=clock,
+                       registry=registry, types=types, forward=forward)
+        except BaseException:
+            db.release()
+            raise
 
     # --- identity ----------------------------------------------------------------
 
@@ -134,26 +149,38 @@ class Vendor:
         """Answer one inbox request. Never raises (a framework binding calls this)."""
         if self._closed:
             return UNAVAILABLE
+        self.forwarding.ensure_started()
         return await self.core.handle_async(body, content_type, self._apply)
 
     def handle_sync(self, body: bytes, content_type: str | None) -> Response:
         """The same, blocking (for tests, fuzzing and WSGI-style bindings)."""
         if self._closed:
             return UNAVAILABLE
-        return self.core.handle(
+        response = self.core.handle(
             body, content_type, lambda item: self._db.writer.run_sync(
                 lambda conn: self.ledger.process(conn, item)))
+        self.forwarding.notify()
+        return response
 
     async def _apply(self, item: Verified) -> Outcome:
-        return await self._db.writer.run(lambda conn: self.ledger.process(conn, item))
+        outcome = await self._db.writer.run(lambda conn: self.ledger.process(conn, item))
+        if outcome.status == "accepted":
+            self.forwarding.notify()  # committed: the relay may deliver its events
+        return outcome
 
     # --- offers ----------------------------------------------------------------------
 
     async def make_offer(self, lead_id: int | str, *, summary: str, price: str = "199.00",
                          currency: str = "EUR", valid_until: datetime | str | None = None,
                          url: str | None = None) -> str:
-        """Sign an offer for a lead, queue it for the agent's messages.fetch and mark
-        the lead ``offered``. Returns the offer's message id."""
+        """Sign an offer for a lead, queue it for the agent's messages.fetch, record it
+        (see :meth:`offers`) and mark the lead ``offered``. Returns the offer's
+        message id.
+
+        ``price`` is a decimal string (``"7.50"``), ``currency`` an ISO 4217 code
+        (upper-cased here), ``valid_until`` a datetime or RFC 3339 UTC text after
+        now, ``url`` an http(s) address. Raises :class:`OfferError` with one
+        sentence saying what to change (``LeadNotFound`` for an unknown lead)."""
         self._check_open()
         return await self._db.writer.run(self._offer_job(
             lead_id, summary, price, currency, valid_until, url))
@@ -168,19 +195,8 @@ class Vendor:
     def _offer_job(self, lead_id: int | str, summary: str, price: str, currency: str,
                    valid_until: datetime | str | None, url: str | None) -> Callable[[Any], str]:
         lead_number = _lead_number(lead_id)
-        try:
-            offer_body: dict[str, Any] = {
-                "summary": summary, "price": protocol.Price(amount=price, currency=currency)}
-            if valid_until is not None:
-                offer_body["valid_until"] = (valid_until if isinstance(valid_until, datetime)
-                                             else protocol.parse_time(valid_until))
-            if url is not None:
-                offer_body["url"] = url
-            body = protocol.OfferBody(**offer_body)
-        except (ValidationError, ValueError) as exc:
-            detail = (protocol.describe_validation_error(exc)
-                      if isinstance(exc, ValidationError) else str(exc))
-            raise OfferError(f"the offer is invalid: {detail}") from None
+        body = check_offer(summary=summary, price=price, currency=currency,
+                           valid_until=valid_until, url=url, now=self.clock())
 
         def job(conn: Any) -> str:
             row = conn.execute("SELECT did, message_id, status FROM lead WHERE vendor = ? "
@@ -201,11 +217,40 @@ class Vendor:
                                    thread=intent_id, body=body)
             jws = protocol.sign(offer, self._key)
             self.ledger.queue(conn, did, offer, jws)
+            record_offer(conn, self.did, did, lead_number, offer)
             conn.execute("UPDATE lead SET status = 'offered', offer_id = ?, updated = ? "
                          "WHERE id = ?", (offer.id, protocol.format_time(now), lead_number))
             return offer.id
 
         return job
+
+    def offers(self, *, lead_id: int | str | None = None) -> list[dict[str, Any]]:
+        """Every offer made (newest first), or those for ``lead_id``: ``{id, lead_id,
+        summary, amount, currency, valid_until, url, created, expires, fetched,
+        withdrawn, status}``, status being ``waiting``, ``fetched``, ``withdrawn``,
+        ``expired`` or ``dropped`` (see ``vendor_adapter._offers``)."""
+        self._check_open()
+        if lead_id is None:
+            rows = self._db.read(list_sql(lead=False), (self.did,))
+        else:
+            rows = self._db.read(list_sql(lead=True), (self.did, _lead_number(lead_id)))
+        return list_offers(rows, self.clock())
+
+    async def withdraw_offer(self, offer_id: str) -> dict[str, Any]:
+        """Withdraw an offer the person's agent has not fetched yet (its id, or a
+        unique start of it): it is never delivered, and its lead is open again.
+        Returns the offer (see :meth:`offers`). Raises :class:`OfferError` for an
+        offer already fetched, withdrawn, expired or unknown."""
+        self._check_open()
+        return await self._db.writer.run(
+            lambda conn: withdraw(conn, self.did, offer_id, self.clock(),
+                                 lock=self.ledger.lock))
+
+    def withdraw_offer_sync(self, offer_id: str) -> dict[str, Any]:
+        self._check_open()
+        return self._db.writer.run_sync(
+            lambda conn: withdraw(conn, self.did, offer_id, self.clock(),
+                                 lock=self.ledger.lock))
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -214,9 +259,14 @@ class Vendor:
             raise ClosedError(f"vendor {self.name!r} is closed")
 
     def close(self) -> None:
-        """Release the database (closed once the last vendor on it closes). Idempotent."""
+        """Release the database (closed once the last vendor on it closes). Idempotent.
+
+        The forwarding relay is cancelled; ``await vendor.forwarding.stop()``
+        before ``close()`` waits for it to end. Undelivered events stay queued
+        and are delivered when the vendor is opened (and started) again."""
         if not self._closed:
             self._closed = True
+            self.forwarding.cancel()
             self._db.remove_clock(self._purge_clock)
             self._db.release()
 

@@ -6,7 +6,9 @@ and a non-zero exit status, never a traceback.
 
 The vendor key is sealed in the database with a passphrase read from the
 environment variable VRM_VENDOR_PASSPHRASE (never from the command line,
-where other users could read it in the process list).
+where other users could read it in the process list). The same holds for the
+forwarding secrets: VRM_VENDOR_WEBHOOK_SECRET and VRM_VENDOR_SCIM_TOKEN.
+
 
 ``--db`` is a SQLite file or a PostgreSQL URI (``postgresql://user@host/db``;
 its password from the URI, PGPASSWORD or ~/.pgpass, and never printed).
@@ -27,6 +29,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+import protocol
+
 from ._errors import VendorAdapterError
 from ._identity import PASSPHRASE_ENV
 from ._mapping import MAPPINGS
@@ -34,6 +38,10 @@ from ._store import is_dsn
 from ._vendor import Vendor
 
 __all__ = ["main"]
+
+#: The environment variables holding the forwarding secrets (never on the command line).
+WEBHOOK_SECRET_ENV = "VRM_VENDOR_WEBHOOK_SECRET"
+SCIM_TOKEN_ENV = "VRM_VENDOR_SCIM_TOKEN"
 
 #: Columns shown in the readable tables (--json shows every column).
 _TABLE_COLUMNS = {
@@ -78,12 +86,14 @@ class _Parser(argparse.ArgumentParser):
 
 #: What to say when a required argument is missing, by its name in argparse's message.
 _MISSING = {
-    "COMMAND": "name a command: serve, crm, offer or migrate",
+where other users could read it in the process list). The same holds for the
+forwarding secrets: VRM_VENDOR_WEBHOOK_SECRET and VRM_VENDOR_SCIM_TOKEN.
     "KIND": "name the records to list: " + ", ".join(sorted(_TABLE_COLUMNS)),
     "LEAD_ID": "name the lead to make the offer for; `vrm-vendor crm leads` lists them",
 }
 #: What a choice is, in "'x' is not ...", by its name in argparse's message.
-_CHOICE = {"COMMAND": "a command", "KIND": "a kind of record", "--mapping": "a mapping"}
+_CHOICE = {"COMMAND": "a command", "KIND": "a kind of record", "--mapping": "a mapping",
+           "ACTION": "a forward action"}
 
 
 def _sentence(message: str) -> str:
@@ -141,10 +151,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", required=True,
                        help="the vendor database: a SQLite file (created on first run) or a "
                             "postgresql:// URI (the schema is created on first run)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8080, help="0 picks a free port")
-    serve.add_argument("--name", help="the vendor's name (default: the only vendor in --db)")
-    serve.add_argument("--public-url", help="the base URL people's agents use, if behind a proxy")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8080,
+                       help="the port to listen on; 0 picks a free port (default: 8080)")
+    serve.add_argument("--name", help="the vendor's name, created on first run (default: the "
+                                      "only vendor in --db, or \"VRM vendor\" in a new one)")
+    serve.add_argument("--public-url", help="the base URL people's agents use, if behind a "
+                                            "proxy (default: http://HOST:PORT)")
     # The defaults are ServerLimits' (not imported here: aiohttp loads only to serve).
     serve.add_argument("--header-timeout", type=_positive("--header-timeout", float),
                        metavar="SECONDS",
@@ -153,6 +167,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=_positive("--max-connections", int),
                        metavar="N", help="answer 503 to connections beyond this many "
                                          "(default: 1000, or fewer if the open-file limit is low)")
+    serve.add_argument("--forward-webhook", action="append", default=[], metavar="URL",
+                       help="POST every CRM event to URL as a Standard Webhook, signed with "
+                            f"the whsec_ secret in ${WEBHOOK_SECRET_ENV} (repeatable)")
+    serve.add_argument("--forward-scim", action="append", default=[], metavar="URL",
+                       help="keep the SCIM 2.0 Users at base URL in step with the contacts, "
+                            f"with the bearer token in ${SCIM_TOKEN_ENV} (repeatable)")
     serve.add_argument("--workers", type=_positive("--workers", int), default=1, metavar="N",
                        help="inbox processes sharing the port (above 1 needs a PostgreSQL "
                             "--db; default: 1)")
@@ -168,14 +188,51 @@ def _parser() -> argparse.ArgumentParser:
     crm.add_argument("--mapping", choices=sorted(MAPPINGS), default="default",
                      help="field names for contacts and leads (with --json)")
 
-    offer = commands.add_parser("offer", help="make an offer for a lead")
-    offer.add_argument("lead_id", metavar="LEAD_ID")
-    offer.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URI")
+    offer = commands.add_parser("offer", help="make an offer for a lead",
+                                epilog="To withdraw an offer not fetched yet: "
+                                       "vrm-vendor offer withdraw OFFER.")
+    offer.add_argument("lead_id", metavar="LEAD_ID",
+                       help="the lead's number, as `vrm-vendor crm leads` shows it")
+    offer.add_argument("--db", required=True, help="the vendor database")
     offer.add_argument("--name", help="the vendor, if the database holds several")
-    offer.add_argument("--summary", required=True)
-    offer.add_argument("--price", required=True, help="a decimal amount, like 199.00")
-    offer.add_argument("--currency", default="EUR", help="ISO 4217 code, like EUR")
-    offer.add_argument("--valid-until", help="RFC 3339 UTC time, like 2026-06-01T12:00:00Z")
+    offer.add_argument("--summary", required=True, help="what is offered, like \"Trek 520\"")
+    offer.add_argument("--price", required=True, help="a decimal amount with a dot, like 199.00")
+    offer.add_argument("--currency", default="EUR",
+                       help="ISO 4217 code, like EUR; upper-cased (default: EUR)")
+    offer.add_argument("--valid-until", help="RFC 3339 UTC time after now, like "
+                                             "2026-06-01T12:00:00Z (default: no limit)")
+    offer.add_argument("--url", help="a page about the offer, like https://shop.example/trek")
+    offer.add_argument("--json", action="store_true", help="print the offer as JSON")
+
+    # "offer withdraw" is its own command: main() joins the two words (see _joined).
+    withdraw = commands.add_parser("offer withdraw", help="withdraw an offer the person's "
+                                   "agent has not fetched yet")
+    withdraw.add_argument("offer_id", metavar="OFFER",
+                          help="the offer's id (or its start), as `vrm-vendor offers` shows it")
+    withdraw.add_argument("--db", required=True, help="the vendor database")
+    withdraw.add_argument("--name", help="the vendor, if the database holds several")
+    withdraw.add_argument("--json", action="store_true", help="print the offer as JSON")
+
+    offers = commands.add_parser("offers", help="list the offers made, and whether each "
+                                 "was fetched")
+    offers.add_argument("--lead", metavar="ID", help="only the offers for this lead")
+    offers.add_argument("--db", required=True, help="the vendor database")
+    offers.add_argument("--name", help="the vendor, if the database holds several")
+    offers.add_argument("--json", action="store_true", help="print a JSON array")
+
+    forward = commands.add_parser("forward", help="see and retry the forwarding queue")
+    actions = forward.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="per target: queued, delivered, failing, "
+                                               "last error, next attempt")
+    status.add_argument("--db", required=True)
+    status.add_argument("--name", help="the vendor, if the database holds several")
+    status.add_argument("--json", action="store_true", help="print a JSON array")
+    retry = actions.add_parser("retry", help="make failed events due now (and enable a "
+                                             "target that answered 410 again)")
+    retry.add_argument("target", nargs="?", metavar="TARGET",
+                       help="the target's URL (default: every target)")
+    retry.add_argument("--db", required=True)
+    retry.add_argument("--name", help="the vendor, if the database holds several")
 
     migrate = commands.add_parser(
         "migrate", help="copy a vendor (key, DID, ledger, CRM, queued offers) to another "
@@ -186,6 +243,19 @@ def _parser() -> argparse.ArgumentParser:
                          help="the database to copy it to (postgresql://...)")
     migrate.add_argument("--name", help="the vendor, if --from holds several")
     return parser
+
+
+#: Commands named by two words (see _joined).
+_JOINED = ("offer withdraw",)
+
+
+def _joined(argv: Sequence[str]) -> list[str]:
+    """``vrm-vendor offer withdraw X`` is the command "offer withdraw": lead ids are
+    numbers, so the word "withdraw" after "offer" is never a lead."""
+    argv = list(argv)
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in _JOINED:
+        argv[:2] = [f"{argv[0]} {argv[1]}"]
+    return argv
 
 
 def _passphrase() -> str:
@@ -235,8 +305,10 @@ async def _serve(args: argparse.Namespace) -> None:
 
     chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections}
     limits = ServerLimits(**{name: value for name, value in chosen.items() if value is not None})
-    vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase())
+    targets = _forward_targets(args)
+    vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase(), forward=targets)
     try:
+        await vendor.forwarding.start()  # delivers what an earlier run left queued
         app = vrm_app(vendor, public_base_url=args.public_url)
         if args.listen_fd is not None:  # a worker of `serve --workers N`
             from aiohttp import web
@@ -269,7 +341,72 @@ async def _serve(args: argparse.Namespace) -> None:
         finally:
             await runner.cleanup()
     finally:
+        await vendor.forwarding.stop()
         vendor.close()
+
+
+def _forward_targets(args: argparse.Namespace) -> list[Any]:
+    """The --forward-* targets, with their secrets from the environment."""
+    from .forward import Scim, Webhook
+
+    targets: list[Any] = []
+    for option, env, make in (("--forward-webhook", WEBHOOK_SECRET_ENV,
+                               lambda url, s: Webhook(url, secret=s)),
+                              ("--forward-scim", SCIM_TOKEN_ENV,
+                               lambda url, s: Scim(url, token=s))):
+        urls = getattr(args, option[2:].replace("-", "_"))
+        if not urls:
+            continue
+        secret = os.environ.get(env)
+        if not secret:
+            raise CliError(f"{option} needs its secret in ${env} (never on the command line)")
+        targets.extend(make(url, secret) for url in urls)
+    return targets
+
+
+def _forward(args: argparse.Namespace) -> None:
+    from protocol import display_text
+
+    vendor = _open_existing(args)
+    try:
+        if args.action == "retry":
+            count = vendor.forwarding.retry(args.target)
+            print(f"{count} event{'s' if count != 1 else ''} due now", file=sys.stderr)
+            return
+        rows = vendor.forwarding.status()
+    finally:
+        vendor.close()
+    records = [{"target": r.target, "kind": r.kind, "queued": r.queued,
+                "delivered": r.delivered, "failing": r.failing, "failed": r.failed,
+                "last_error": r.last_error, "last_failure": _time(r.last_failure),
+                "next_attempt": _time(r.next_attempt), "disabled": r.disabled}
+               for r in rows]
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    if not records:
+        print("no forwarding targets; add them with `vrm-vendor serve --forward-webhook URL` "
+              "or `--forward-scim URL`", file=sys.stderr)
+        return
+    for record in records:
+        state = "disabled (410 Gone)" if record["disabled"] else "enabled"
+        print(f"{display_text(record['target'])} [{record['kind']}, {state}]: "
+              f"{record['queued']} queued, {record['delivered']} delivered, "
+              f"{record['failing']} failing, {record['failed']} failed")
+        if record["last_error"]:
+            print(f"  last error: {display_text(record['last_error'])} "
+                  f"at {record['last_failure']}")
+        if record["next_attempt"]:
+            print(f"  next attempt: {record['next_attempt']}")
+
+
+def _time(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    from datetime import datetime, timezone
+
+    from protocol import format_time
+    return format_time(datetime.fromtimestamp(ms // 1000, timezone.utc))
 
 
 def _crm(args: argparse.Namespace) -> None:
@@ -318,12 +455,54 @@ def _offer(args: argparse.Namespace) -> None:
     vendor = _open_existing(args)
     try:
         offer_id = vendor.make_offer_sync(args.lead_id, summary=args.summary, price=args.price,
-                                          currency=args.currency, valid_until=args.valid_until)
+                                          currency=args.currency, valid_until=args.valid_until,
+                                          url=args.url)
+        made = [o for o in vendor.offers() if o["id"] == offer_id]
     finally:
         vendor.close()
+    if args.json:
+        print(protocol.display_json(made[0] if made else {"id": offer_id}, indent=2))
+        return
     print(offer_id)
     print(f"offer {offer_id} for lead {args.lead_id} is queued; the person's agent collects "
-          "it with messages.fetch", file=sys.stderr)
+          f"it with messages.fetch (until then, `vrm-vendor offer withdraw {offer_id}` "
+          f"withdraws it)", file=sys.stderr)
+
+
+def _withdraw(args: argparse.Namespace) -> None:
+    vendor = _open_existing(args)
+    try:
+        offer = vendor.withdraw_offer_sync(args.offer_id)
+    finally:
+        vendor.close()
+    if args.json:
+        print(protocol.display_json(offer, indent=2))
+        return
+    print(f"withdrew offer {offer['id']} for lead {offer['lead_id']}; it will never be "
+          f"delivered, and the lead is open again")
+
+
+def _offers(args: argparse.Namespace) -> None:
+    vendor = _open_existing(args)
+    try:
+        offers = vendor.offers(lead_id=args.lead)
+    finally:
+        vendor.close()
+    if args.json:
+        print(protocol.display_json(offers, indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"offers ({len(offers)})", title_justify="left")
+    for column in ("offer", "lead", "summary", "price", "valid until", "status"):
+        table.add_column(column, overflow="fold")
+    for o in offers:
+        table.add_row(*(escape(protocol.display_text(value)) for value in (
+            o["id"], o["lead_id"], o["summary"], f"{o['amount']} {o['currency']}",
+            o["valid_until"] or "", o["status"] + (f" {o['fetched']}" if o["fetched"] else ""))))
+    Console(highlight=False, emoji=False).print(table)
 
 
 def _migrate(args: argparse.Namespace) -> None:
@@ -344,7 +523,7 @@ def _migrate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(_joined(argv))
     except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -357,6 +536,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _crm(args)
         elif args.command == "migrate":
             _migrate(args)
+        elif args.command == "forward":
+            _forward(args)
+        elif args.command == "offers":
+            _offers(args)
+        elif args.command == "offer withdraw":
+            _withdraw(args)
         else:
             _offer(args)
     except (CliError, VendorAdapterError) as exc:

@@ -96,7 +96,7 @@ async def test_first_five_minutes(vrm, serve) -> None:
     exported = (await vrm("export")).json()
     assert exported["profile"]["postal_address"] == {"locality": "York"}
 
-    ended = (await vrm("vendor", "end", "Bikes4U", "--erase", "--json")).json()
+    ended = (await vrm("vendor", "end", "Bikes4U", "--erase", "--yes", "--json")).json()
     assert ended["delivery"]["status"] == "delivered" and ended["vendor"]["erased"]
     assert (await vrm("shared", "--json")).json() == []
 
@@ -231,7 +231,7 @@ async def test_end_then_erase_while_the_vendor_is_down(vrm, shops) -> None:
     await shop.down()
     ended = await vrm("vendor", "end", "Shop0")
     assert "pending" in ended.stdout and "nothing to send" not in ended.stdout
-    erase = await vrm("vendor", "end", "Shop0", "--erase")
+    erase = await vrm("vendor", "end", "Shop0", "--erase", "--yes")
     assert "pending" in erase.stdout and "nothing to send" not in erase.stdout
     await shop.up()
     results = (await vrm("deliver", "--wait", "10", "--json")).json()

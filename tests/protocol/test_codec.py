@@ -167,7 +167,7 @@ def test_other_header_members_and_types_are_malformed(changes):
 @pytest.mark.parametrize("kid", [
     "https://example.com/key", "did:web:example.com#key-1", None, 7,
     VENDOR.did,  # a DID without the key fragment
-])
+], ids=["url", "did-web", "none", "number", "did-without-fragment"])
 def test_kid_that_is_not_a_did_key(kid):
     with pytest.raises(UnknownKey) as info:
         read(raw_jws({"alg": "Ed25519", "kid": kid, "typ": "vrm+json"}, payload(), AGENT))
@@ -368,7 +368,7 @@ def test_python_code_builds_models_by_field_name_and_from_wire_by_wire_name():
 @pytest.mark.parametrize("kid", [
     "https://x/y", "did:web:example.com#key-1", "key-1", VENDOR.did,
     f"{AGENT.did}#key-1",                      # a did:key with some other fragment
-])
+], ids=["url", "did-web", "bare", "did-without-fragment", "did-key-other-fragment"])
 def test_a_kid_that_is_not_a_did_key_kid_is_refused_even_by_a_lenient_resolver(kid):
     raw = raw_jws({"alg": "Ed25519", "kid": kid, "typ": "vrm+json"}, payload(), AGENT)
     with pytest.raises(UnknownKey):

@@ -146,9 +146,10 @@ def test_mistakes_are_one_sentence(db_path: str, tmp_path: Any) -> None:
      "--max-connections must be a whole number above 0, not '0'"),
     (["serve", "--db", "x.db", "--verbose"],
      "vrm-vendor serve: --verbose is not an option of vrm-vendor serve"),
-    (["launch"], "vrm-vendor: 'launch' is not a command; use serve, crm, offer or migrate "
-                 "(see vrm-vendor --help)"),
-    ([], "vrm-vendor: name a command: serve, crm, offer or migrate (see vrm-vendor --help)"),
+    (["launch"], "vrm-vendor: 'launch' is not a command; use serve, crm, offer, offer withdraw, "
+                 "offers, forward or migrate (see vrm-vendor --help)"),
+    ([], "vrm-vendor: name a command: serve, crm, offer, offers, offer withdraw, forward "
+         "or migrate (see vrm-vendor --help)"),
     (["crm", "--db", "x.db"], "vrm-vendor crm: name the records to list: "
                               "activities, contacts, feedback, leads"),
     (["crm", "people", "--db", "x.db"],

@@ -582,7 +582,7 @@ async def test_offers_refused_for_unknown_cancelled_or_ended(inbox: Inbox) -> No
     intent = person.envelope("intent", {"summary": "bike"})
     await inbox.send(person, person.sign_payload(intent))
     lead_id = inbox.vendor.crm.leads()[0]["id"]
-    with pytest.raises(OfferError, match="invalid"):
+    with pytest.raises(OfferError, match="a decimal number with a dot, like 12.50"):
         await inbox.vendor.make_offer(lead_id, summary="x", price="12,50")
     await inbox.send(person, person.message("intent.cancel", {}, thread=intent["id"]))
     with pytest.raises(OfferError, match="cancelled"):
