@@ -9,7 +9,6 @@ environment variable VRM_VENDOR_PASSPHRASE (never from the command line,
 where other users could read it in the process list). The same holds for the
 forwarding secrets: VRM_VENDOR_WEBHOOK_SECRET and VRM_VENDOR_SCIM_TOKEN.
 
-
 ``--db`` is a SQLite file or a PostgreSQL URI (``postgresql://user@host/db``;
 its password from the URI, PGPASSWORD or ~/.pgpass, and never printed).
 ``serve --workers N`` runs N inbox processes on one port (PostgreSQL only);
@@ -86,8 +85,9 @@ class _Parser(argparse.ArgumentParser):
 
 #: What to say when a required argument is missing, by its name in argparse's message.
 _MISSING = {
-where other users could read it in the process list). The same holds for the
-forwarding secrets: VRM_VENDOR_WEBHOOK_SECRET and VRM_VENDOR_SCIM_TOKEN.
+    "COMMAND": "name a command: serve, crm, offer, offers, offer withdraw, forward or migrate",
+    "ACTION": "name what to do: status or retry",
+    "OFFER": "name the offer to withdraw; `vrm-vendor offers` lists them",
     "KIND": "name the records to list: " + ", ".join(sorted(_TABLE_COLUMNS)),
     "LEAD_ID": "name the lead to make the offer for; `vrm-vendor crm leads` lists them",
 }
@@ -282,6 +282,9 @@ def _serve_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not is_dsn(args.db):
         raise CliError("--workers above 1 needs a PostgreSQL database in --db "
                        "(postgresql://...): a SQLite file has one writer process")
+    if args.forward_webhook or args.forward_scim:
+        raise CliError("--forward-webhook and --forward-scim need --workers 1: one relay "
+                       "delivers a database's forwarding queue (several would deliver twice)")
     with Vendor.open(args.db, name=args.name, passphrase=_passphrase()) as vendor:
         name, did = vendor.name, vendor.did
     try:
