@@ -36,12 +36,13 @@ What a rule sees:
 Porting code onto it: write new rules as jobs against ``Tx`` (``?``
 placeholders; ask ``conn.dialect`` for any JSON or catalogue SQL; lock the
 relationship before touching its rows), and new tables as a migration in both
-``_schema`` (SQLite, sqlite-utils migrations) and ``_schema_postgres``. For
-example, a forwarding queue whose events are written in the same transaction
-as the CRM change inserts them from the sink with ``conn.execute``; a
-consumer that claims rows from several processes adds ``FOR UPDATE SKIP
-LOCKED`` on PostgreSQL (a new ``Dialect`` fragment, empty on SQLite, whose
-single writer needs none). A store-wide singleton job (a purge, a sweep)
+``_schema`` (SQLite, sqlite-utils migrations) and ``_schema_postgres``. The
+forwarding queue (``forward/_queue.py``) works this way: its events are
+written through ``Tx`` in the transaction of the CRM change, on either
+store. Its relay runs in one process per database (``serve --workers N``
+refuses forwarding targets); several relays would claim rows with ``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL (a new ``Dialect`` fragment, empty on
+SQLite, whose single writer needs none). A store-wide singleton job (a purge, a sweep)
 takes ``pg_try_advisory_xact_lock`` as ``PostgresDatabase.purge`` does.
 Reads outside the writer go through ``store.read`` with the same SQL.
 """
