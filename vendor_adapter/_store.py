@@ -39,10 +39,11 @@ relationship before touching its rows), and new tables as a migration in both
 ``_schema`` (SQLite, sqlite-utils migrations) and ``_schema_postgres``. The
 forwarding queue (``forward/_queue.py``) works this way: its events are
 written through ``Tx`` in the transaction of the CRM change, on either
-store. Its relay runs in one process per database (``serve --workers N``
-refuses forwarding targets); several relays would claim rows with ``FOR
-UPDATE SKIP LOCKED`` on PostgreSQL (a new ``Dialect`` fragment, empty on
-SQLite, whose single writer needs none). A store-wide singleton job (a purge, a sweep)
+store. Its relay runs in each process that has targets, so one process per
+database may forward (``serve --workers N`` refuses targets); several relays
+would claim rows with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (a new
+``Dialect`` fragment, empty on SQLite, whose single writer needs none): not
+done yet. A store-wide singleton job (a purge, a sweep)
 takes ``pg_try_advisory_xact_lock`` as ``PostgresDatabase.purge`` does.
 Reads outside the writer go through ``store.read`` with the same SQL.
 """
