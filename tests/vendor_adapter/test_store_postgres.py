@@ -40,8 +40,11 @@ def test_an_unreachable_database_is_one_sentence_without_the_password(tmp_path: 
         assert "s3cret" not in result.stderr + result.stdout
 
 
-def test_workers_need_postgresql(db_path: str) -> None:
+def test_workers_need_postgresql_and_no_forwarding(db_path: str, tmp_path: Any) -> None:
     fails(run("serve", "--db", db_path, "--workers", "2"), "needs a PostgreSQL database")
+    # Refused before any database is opened: each worker would run a relay.
+    fails(run("serve", "--db", f"postgresql://vrm@/shop?host={tmp_path}", "--workers", "2",
+              "--forward-webhook", "https://crm.example/hook"), "need --workers 1")
 
 
 def test_migrations_are_recorded_and_a_database_without_a_vendor_is_refused(
