@@ -14,9 +14,10 @@
   every key in one transaction (``Keyring.reseal``): a crash leaves the old or
   the new passphrase working, never neither.
 
-Files are written through :func:`write_private`: a temporary file in the
-target's directory, made 0600, synced, then renamed over the target, so a
-reader never sees half a file and a crash leaves the old file or none.
+A backup file is written through :func:`agent._files.write_private`: a
+temporary file in the target's directory, 0600, synced, then renamed over the
+target, so a reader never sees half a file and a crash leaves the old file or
+none; a symlink, FIFO or device at the target is refused.
 """
 
 from __future__ import annotations
@@ -24,10 +25,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import stat
 import sys
 import tempfile
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import BinaryIO
@@ -35,58 +34,13 @@ from typing import BinaryIO
 import protocol
 
 from ._errors import PassphraseError, StoreError, UsageError
+from ._files import write_private
 from ._store import DB_NAME, Store, connect_read_only
 
-__all__ = ["backup", "restore", "write_private", "check_output_path"]
+__all__ = ["backup", "backup_home", "restore"]
 
 #: The name a restore writes to before it renames the file to ``vrm.db``.
 _RESTORING = DB_NAME + ".restoring"
-
-
-def check_output_path(path: Path) -> None:
-    """Refuse an output path that exists and is not a regular file, or is a symlink.
-
-    Raises :class:`UsageError`: writing through a symlink would overwrite (and
-    chmod) its target, and a FIFO or device would block or leak.
-    """
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {(exc.strerror or str(exc)).lower()}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise UsageError(f"{path} is a symbolic link; vrm does not write through links, so "
-                         f"name the file itself")
-    if not stat.S_ISREG(info.st_mode):
-        raise UsageError(f"{path} exists and is not a regular file; name a new file")
-
-
-def write_private(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` to fill a new 0600 file beside ``path``, then rename it to ``path``.
-
-    Raises :class:`UsageError` for a path that is a symlink or not a regular
-    file, or that cannot be written (one sentence, with the reason).
-    """
-    path = Path(path)
-    check_output_path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    tmp: Path | None = None
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        os.close(fd)  # mkstemp makes it 0600
-        tmp = Path(name)
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {(exc.strerror or str(exc)).lower()}") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
 
 
 def _copy_database(source: sqlite3.Connection, target: Path) -> None:
@@ -225,7 +179,15 @@ def restore(source: Path, home: Path, passphrase: str) -> None:
             raise StoreError(f"cannot restore into {home}: "
                              f"{(exc.strerror or str(exc)).lower()}") from None
     # Opening it once applies any newer migrations and switches it back to WAL.
-    Store.open(home).close()
+    # No run of this store holds a claim on its outbox (the runs that did were
+    # the old store's), so the pending messages are due at once.
+    store = Store.open(home)
+    try:
+        with store.transaction() as conn:
+            conn.execute("UPDATE outbox SET claimed_by = NULL, claim_expires = NULL "
+                         "WHERE claimed_by IS NOT NULL")
+    finally:
+        store.close()
 
 
 def stdout_binary() -> BinaryIO:

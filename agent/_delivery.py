@@ -31,6 +31,18 @@ Once a relationship has ended, its queued messages fail without being sent,
 except ``relationship.end``: that is how a person asks for erasure after an end
 (PROTOCOL.md §5.9), so it goes to an ended relationship too.
 
+Whatever a vendor answers (any status, header value or body) is judged into
+that vendor's own verdict: :func:`classify` never raises, and text kept from an
+answer is neutralised and bounded (:func:`answer_text`) before it is stored.
+
+Two runs at once (two ``vrm`` processes on one store) never send one message
+at once: each pass claims its rows (``outbox.claimed_by``/``claim_expires``)
+in one ``BEGIN IMMEDIATE`` transaction and renews the claims while it works. A
+killed run's claims are taken over at once when its process is known to be
+gone (same host, no such PID), else when they lapse after ``Limits.claim_lease``. The
+first valid receipt of a message is kept for ever; a delivered or rejected
+message is never set back.
+
 Messages to one vendor go in order (a relationship.request before the first
 contact.update); different vendors are served in parallel. Results are
 committed in batches, never one commit per vendor: if the process dies before a
@@ -42,20 +54,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import secrets
+import socket
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import protocol
 
-from ._http import Http, HttpAnswer, Limits, TransportFailure
+from ._http import Http, HttpAnswer, Limits, TransportFailure, read_answer
+from ._errors import StoreError
 from ._store import Store, from_ts, ts
 
-__all__ = ["DeliveryResult", "Progress", "Deliverer", "Exchange", "classify", "backoff",
-           "fail_unsendable"]
+__all__ = ["DeliveryResult", "Progress", "Deliverer", "Exchange", "classify", "judge",
+           "answer_text", "backoff", "fail_unsendable", "MAX_DETAIL_CHARS"]
 
 #: ``progress(done, total, result)`` after each message attempted.
 Progress = Callable[[int, int, "DeliveryResult"], None]
@@ -121,24 +137,76 @@ def backoff(attempts: int, limits: Limits, rng: random.Random,
     return delay
 
 
+#: Text kept from an answer (a problem's detail, why an answer was refused) is cut
+#: to this many characters.
+MAX_DETAIL_CHARS = 300
+#: A problem document larger than this is not read: its status says enough.
+_MAX_PROBLEM_BYTES = 16 * 1024
+
+
+def answer_text(text: object) -> str:
+    """Text from an answer, made fit to store and show: valid UTF-8 (a lone
+    surrogate is escaped), at most :data:`MAX_DETAIL_CHARS` characters, and every
+    control and bidirectional character escaped (``protocol.display_text``).
+    Neutralised here, once, when it is stored: every later reader (the CLI, the
+    dashboard, ``vrm export``) gets text that is safe as it is."""
+    return protocol.display_text(text, limit=MAX_DETAIL_CHARS)
+
+
 def _problem_detail(answer: HttpAnswer) -> str:
+    """The ``detail`` (else ``title``, else ``type``) of a problem document
+    (RFC 9457), else ``HTTP <status>``. Any body: too large, nested too deep,
+    not UTF-8, not JSON, not an object, members that are not strings."""
+    fallback = f"HTTP {answer.status}"
+    if len(answer.body) > _MAX_PROBLEM_BYTES:
+        return fallback
     try:
         problem = json.loads(answer.body)
-        if isinstance(problem, dict):
-            text = problem.get("detail") or problem.get("title") or problem.get("type")
-            if text:
-                kind = problem.get("type")
-                return f"{text} ({kind})" if kind and kind != text else str(text)
-    except (ValueError, UnicodeDecodeError):
-        pass
-    return f"HTTP {answer.status}"
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return fallback
+    if not isinstance(problem, dict):
+        return fallback
+    kind = problem.get("type")
+    kind = kind if isinstance(kind, str) else None
+    text = next((value for value in (problem.get("detail"), problem.get("title"), kind)
+                 if isinstance(value, str) and value), None)
+    if text is None:
+        return fallback
+    return f"{text} ({kind})" if kind and kind != text else text
 
 
 def classify(answer: HttpAnswer, *, message_id: str, recipient: str,
              vendor_key: protocol.PublicKey, now: datetime) -> Exchange:
-    """Judge one HTTP answer to the message ``message_id`` (pure; see the module table)."""
+    """Judge one HTTP answer to the message ``message_id`` (pure; see the module table).
+
+    Total: whatever the status, headers and body, the verdict is an
+    :class:`Exchange` for this vendor alone, and never an exception; its
+    ``detail`` has passed through :func:`answer_text`. An answer that cannot
+    even be judged counts as no answer (transient), so a hostile vendor's
+    answer costs that vendor's message a retry and nobody else anything."""
+    try:
+        verdict = _judge(answer, message_id=message_id, recipient=recipient,
+                         vendor_key=vendor_key, now=now)
+    except Exception as exc:  # noqa: BLE001 - the last resort: judge, never stop
+        verdict = Exchange("transient", f"HTTP {answer.status}: the answer could not be "
+                           f"read ({type(exc).__name__})", http_status=answer.status)
+    if verdict.detail is not None:
+        verdict = replace(verdict, detail=answer_text(verdict.detail))
+    return verdict
+
+
+def judge(status: int, headers: Mapping[str, str], body: bytes, *, message_id: str,
+          recipient: str, vendor_key: protocol.PublicKey, now: datetime) -> Exchange:
+    """Judge an answer from its raw parts, the status, header values and body as
+    they came (:func:`agent._http.read_answer`, then :func:`classify`). Total."""
+    return classify(read_answer(status, headers, body, now=now), message_id=message_id,
+                    recipient=recipient, vendor_key=vendor_key, now=now)
+
+
+def _judge(answer: HttpAnswer, *, message_id: str, recipient: str,
+           vendor_key: protocol.PublicKey, now: datetime) -> Exchange:
     status = answer.status
-    if status in (429,) or status >= 500:
+    if status == 429 or status >= 500 or status < 100:
         return Exchange("transient", f"HTTP {status}", retry_after=answer.retry_after,
                         http_status=status)
     if status in (200, 410, 422) and answer.content_type == protocol.MEDIA_TYPE:
@@ -225,10 +293,45 @@ class _Batch:
         self.receipts: list[tuple[Any, ...]] = []
         self.vendor_status: list[tuple[Any, ...]] = []
         self.erased: list[tuple[int]] = []
+        #: The pass token whose claims this batch lets go of when it is committed.
+        self.release: str | None = None
 
     def __len__(self) -> int:
         return len(self.outbox)
 
+
+_HOST = socket.gethostname()
+
+
+def _claimant_gone(token: str | None, cache: dict[str, bool]) -> bool:
+    """Whether the run that holds a live claim is known to be dead: its token
+    (``host:pid:random``) names this host and a process that no longer exists.
+    Then its claims are taken over at once, without waiting for the lease; a
+    claim from another host, a live process (this one included) or a process
+    that cannot be checked waits for its lease to lapse. A reused PID only
+    delays the takeover until then."""
+    if not token:
+        return False
+    if token in cache:
+        return cache[token]
+    gone = False
+    parts = token.rsplit(":", 2)
+    if len(parts) == 3 and parts[0] == _HOST and parts[1].isascii() and parts[1].isdigit():
+        pid = int(parts[1])
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)  # signal 0: only asks whether the process exists
+            except ProcessLookupError:
+                gone = True
+            except (PermissionError, OverflowError, OSError):
+                gone = False  # it exists (another user's), or cannot be asked
+    cache[token] = gone
+    return gone
+
+
+#: What writing a result can raise: the store's own failure, or a value SQLite
+#: cannot bind (UnicodeEncodeError for a lone surrogate, OverflowError).
+_WRITE_ERRORS = (StoreError, sqlite3.Error, ValueError, OverflowError)
 
 #: The outbox status a verdict leaves a message in.
 _OUTCOME = {"delivered": "delivered", "rejected": "rejected", "ended": "failed",
@@ -256,13 +359,23 @@ class Deliverer:
 
     async def exchange(self, inbox: str, raw: bytes, *, message_id: str, recipient: str,
                        vendor_jwk: str) -> Exchange:
-        """POST one message and judge the answer."""
+        """POST one message and judge the answer: always a verdict, never an exception.
+
+        A pinned key that the protocol refuses (a weak key pinned before such keys
+        were refused: it would verify forged receipts) holds the vendor as
+        ``key-changed`` before anything is sent: no receipt under it proves anything."""
+        try:
+            vendor_key = self.vendor_key(vendor_jwk)
+        except (protocol.ProtocolError, ValueError) as exc:
+            return Exchange("key-changed", answer_text(
+                f"not sent: the pinned vendor key cannot be trusted ({exc}); add the "
+                f"vendor again if it now shows a sound key"))
         try:
             answer = await self._http.post(inbox, raw, now=self._clock())
         except TransportFailure as exc:
-            return Exchange("transient", str(exc))
+            return Exchange("transient", answer_text(str(exc)))
         return classify(answer, message_id=message_id, recipient=recipient,
-                        vendor_key=self.vendor_key(vendor_jwk), now=self._clock())
+                        vendor_key=vendor_key, now=self._clock())
 
     # --- the outbox ----------------------------------------------------------
 
@@ -274,32 +387,62 @@ class Deliverer:
                          "WHERE status = 'pending' AND expires <= ?", (now, now))
             fail_unsendable(conn, now)
 
-    def _due(self, scope: set[str] | None) -> list[dict[str, Any]]:
-        """Pending rows to send now, in order. A vendor's queue stops at its first row
-        that is not due yet, or is being sent by another run in this process: a
-        contact.update never overtakes the relationship.request before it."""
+    def _claim(self, scope: set[str] | None, token: str) -> list[dict[str, Any]]:
+        """Claim the pending rows to send now, in order, for the pass ``token``.
+
+        A vendor's queue stops at its first row that is not due yet, or that holds
+        a live claim (another run, in this process or another, is sending it): a
+        contact.update never overtakes the relationship.request before it, and no
+        message is sent by two runs at once. Reading and claiming happen in one
+        ``BEGIN IMMEDIATE`` transaction, so two processes never claim one row."""
         sql = ("SELECT o.id, o.vendor_id, o.type, o.jws, o.attempts, o.meta, o.next_attempt, "
-               "v.name, v.inbox, v.pairwise_did, v.vendor_jwk FROM outbox o "
+               "o.claimed_by, o.claim_expires, v.name, v.inbox, v.pairwise_did, v.vendor_jwk "
+               "FROM outbox o "
                "JOIN vendors v ON v.id = o.vendor_id WHERE o.status = 'pending'")
         params: tuple[Any, ...] = ()
         if scope is not None:  # only the queues of the vendors concerned
             sql += (" AND o.vendor_id IN (SELECT vendor_id FROM outbox "
                     "WHERE id IN (SELECT value FROM json_each(?)))")
             params = (json.dumps(sorted(scope)),)
-        rows = self._store.rows(sql + " ORDER BY o.rowid", params)
-        now = ts(self._clock())
-        blocked: set[int] = set()
-        due = []
-        for row in rows:
-            vendor = row["vendor_id"]
-            if vendor in blocked:
-                continue
-            if (row["next_attempt"] > now or row["id"] in self._in_flight
-                    or (scope is not None and row["id"] not in scope)):
-                blocked.add(vendor)
-                continue
-            due.append(row)
+        with self._store.transaction(immediate=True) as conn:
+            cursor = conn.execute(sql + " ORDER BY o.rowid", params)
+            names = [d[0] for d in cursor.description]
+            moment = self._clock()
+            now = ts(moment)
+            blocked: set[int] = set()
+            gone: dict[str, bool] = {}
+            due = []
+            for values in cursor.fetchall():
+                row = dict(zip(names, values))
+                vendor = row["vendor_id"]
+                if vendor in blocked:
+                    continue
+                if (row["next_attempt"] > now or row["id"] in self._in_flight
+                        or (row["claim_expires"] is not None and row["claim_expires"] > now
+                            and not _claimant_gone(row["claimed_by"], gone))
+                        or (scope is not None and row["id"] not in scope)):
+                    blocked.add(vendor)
+                    continue
+                due.append(row)
+            if due:
+                expires = ts(moment + timedelta(seconds=self._limits.claim_lease))
+                conn.execute("UPDATE outbox SET claimed_by = ?, claim_expires = ? "
+                             "WHERE id IN (SELECT value FROM json_each(?))",
+                             (token, expires, json.dumps([row["id"] for row in due])))
         return due
+
+    async def _renew_claims(self, token: str) -> None:
+        """Keep the pass's claims alive while it works: every third of the lease."""
+        every = self._limits.claim_lease / 3
+        while True:
+            await asyncio.sleep(every)
+            expires = ts(self._clock() + timedelta(seconds=self._limits.claim_lease))
+            try:
+                with self._store.transaction() as conn:
+                    conn.execute("UPDATE outbox SET claim_expires = ? WHERE claimed_by = ? "
+                                 "AND status = 'pending'", (expires, token))
+            except StoreError:
+                pass  # a busy store: the next renewal comes before the lease runs out
 
     def next_due(self, scope: set[str] | None = None) -> datetime | None:
         """When the earliest pending message (of ``scope``, if given) falls due."""
@@ -325,12 +468,13 @@ class Deliverer:
         order: dict[str, int] = {}  # results come back in outbox order, not finishing order
         while True:
             self._settle_unsendable()
-            due = self._due(scope)
+            token = f"{_HOST}:{os.getpid()}:{secrets.token_hex(6)}"
+            due = self._claim(scope, token)
             if due:
                 for row in due:
                     order.setdefault(row["id"], len(order))
                 total_seen.update(row["id"] for row in due)
-                for result in await self._pass(due, progress, len(total_seen),
+                for result in await self._pass(due, token, progress, len(total_seen),
                                                len(total_seen) - len(due)):
                     results[result.message_id] = result
             upcoming = self.next_due(scope)
@@ -355,7 +499,8 @@ class Deliverer:
             now = ts(self._clock())
             for row in self._store.rows(
                     "SELECT o.id, o.vendor_id, v.name, o.type, o.status, o.attempts, "
-                    "o.last_error, o.next_attempt, o.http_status, r.status AS receipt_status, "
+                    "o.last_error, o.next_attempt, o.http_status, o.claim_expires, "
+                    "r.status AS receipt_status, "
                     "(SELECT count(*) FROM outbox e WHERE e.vendor_id = o.vendor_id "
                     " AND e.status = 'pending' AND e.rowid < o.rowid) AS ahead "
                     "FROM outbox o JOIN vendors v ON v.id = o.vendor_id "
@@ -365,7 +510,9 @@ class Deliverer:
                 next_attempt = None
                 if row["status"] == "pending":
                     next_attempt = from_ts(row["next_attempt"])
-                    if row["ahead"]:
+                    if row["claim_expires"] is not None and row["claim_expires"] > now:
+                        detail = "being sent by another vrm run at this moment"
+                    elif row["ahead"]:
                         detail = (f"queued behind {row['ahead']} earlier message"
                                   f"{'s' if row['ahead'] > 1 else ''} to this vendor")
                     elif row["next_attempt"] > now:
@@ -404,7 +551,7 @@ class Deliverer:
             final.append(result)
         return final
 
-    async def _pass(self, due: list[dict[str, Any]], progress: Progress | None,
+    async def _pass(self, due: list[dict[str, Any]], token: str, progress: Progress | None,
                     total: int, done_before: int) -> list[DeliveryResult]:
         by_vendor: dict[int, list[dict[str, Any]]] = {}
         for row in due:
@@ -451,11 +598,15 @@ class Deliverer:
 
         ids = {row["id"] for row in due}
         self._in_flight |= ids
+        renewal = asyncio.create_task(self._renew_claims(token))
         try:
             await asyncio.gather(*(serve(rows) for rows in by_vendor.values()))
         finally:
-            # Even on cancellation (Ctrl-C), keep what was learnt.
+            # Even on cancellation (Ctrl-C), keep what was learnt, and let go of the
+            # claims in the same commit.
+            renewal.cancel()
             self._in_flight -= ids
+            batch.release = token
             self._flush(batch)
         return results
 
@@ -509,17 +660,71 @@ class Deliverer:
         return new
 
     def _flush(self, batch: _Batch) -> None:
-        if not len(batch) and not batch.vendor_status and not batch.erased:
+        """Commit a batch of results in one transaction. Should that fail (a row
+        the store refuses), each result is written on its own, and a result that
+        still cannot be written is reduced to its bare facts (attempted, pending,
+        retried later): one bad row never costs the other vendors' results. Only
+        a store that takes no row at all raises :class:`StoreError`."""
+        if (not len(batch) and not batch.vendor_status and not batch.erased
+                and batch.release is None):
             return
+        try:
+            self._write(batch)
+        except _WRITE_ERRORS as exc:
+            self._write_one_by_one(batch, exc)
+
+    def _write_one_by_one(self, batch: _Batch, failure: Exception) -> None:
+        receipts = {row[0]: row for row in batch.receipts}
+        written = 0
+        for row in batch.outbox:
+            status, attempts, next_attempt, _, _, updated, message_id = row
+            receipt = receipts.get(message_id)
+            alone = _Batch()
+            alone.outbox.append(row)
+            alone.receipts.extend([receipt] if receipt else [])
+            # Without its receipt a message is not delivered: it stays pending and
+            # its retry brings a receipt (``duplicate``) again.
+            bare = _Batch()
+            bare.outbox.append(("pending" if status == "delivered" else status, attempts,
+                                next_attempt, "the answer could not be stored; it is asked "
+                                "for again", None, updated, message_id))
+            for attempt in (alone, bare):
+                try:
+                    self._write(attempt)
+                except _WRITE_ERRORS:
+                    continue
+                written += 1
+                break
+        rest = _Batch()
+        rest.vendor_status, rest.erased = batch.vendor_status, batch.erased
+        rest.release = batch.release
+        try:
+            self._write(rest)
+        except _WRITE_ERRORS:
+            pass
+        if batch.outbox and not written:
+            if isinstance(failure, StoreError):
+                raise failure
+            raise StoreError(f"the store at {self._store.path} failed: {failure}") from failure
+
+    def _write(self, batch: _Batch) -> None:
         now = ts(self._clock())
         with self._store.transaction() as conn:
+            # The vendor's own word on a message (delivered, rejected) is final: a
+            # later answer from a run that took over a lapsed claim never undoes it.
             conn.executemany(
                 "UPDATE outbox SET status = ?, attempts = ?, next_attempt = ?, last_error = ?, "
-                "http_status = ?, updated = ? WHERE id = ?", batch.outbox)
+                "http_status = ?, updated = ? WHERE id = ? "
+                "AND status NOT IN ('delivered', 'rejected')", batch.outbox)
+            # The first valid receipt of a message is its proof, kept for ever: a
+            # later one (``duplicate``) never replaces it.
             conn.executemany(
-                "INSERT OR REPLACE INTO receipts (message_id, vendor_id, receipt_id, status, "
+                "INSERT OR IGNORE INTO receipts (message_id, vendor_id, receipt_id, status, "
                 "problem, record, jws, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 batch.receipts)
+            if batch.release is not None:
+                conn.execute("UPDATE outbox SET claimed_by = NULL, claim_expires = NULL "
+                             "WHERE claimed_by = ?", (batch.release,))
             # A relationship never comes back from ended, refused or key-changed by
             # a late receipt, and only a pending one becomes active (a confirmed
             # re-statement must not undo an end that is on its way).

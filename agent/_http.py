@@ -5,9 +5,10 @@ error is translated here; nothing above this module imports aiohttp."""
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 from multidict import CIMultiDict
@@ -17,7 +18,8 @@ import protocol
 
 from ._errors import VendorUnreachable
 
-__all__ = ["Limits", "HttpAnswer", "TransportFailure", "Http"]
+__all__ = ["Limits", "HttpAnswer", "TransportFailure", "Http", "read_answer", "parse_retry_after",
+           "media_type"]
 
 _MAX_ANSWER_BYTES = protocol.MAX_MESSAGE_BYTES * 2 + 16 * 1024  # fetch receipts carry messages
 #: Built once: aiohttp would otherwise copy a plain dict into a CIMultiDict per request.
@@ -41,6 +43,10 @@ class Limits:
     retry_cap: float = 3600.0
     #: How long an outgoing message stays valid (and is retried).
     message_lifetime: timedelta = timedelta(days=7)
+    #: Seconds a delivery run's claim on the outbox rows it is sending lasts; the
+    #: run renews it every third of that while it works, so only a run that was
+    #: killed (or froze) lets its claims lapse, and another run takes them over.
+    claim_lease: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,20 +91,79 @@ async def _read_body(response: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    # RFC 9110 §10.2.3: delay-seconds or an HTTP-date.
-    if not value:
+#: Delay-seconds longer than this many digits is not a delay anyone means.
+_MAX_DELAY_DIGITS = 10
+_MAX_RETRY_AFTER_SECONDS = 86400 * 30
+_DAYS = "Mon|Tue|Wed|Thu|Fri|Sat|Sun"
+_LONG_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+_MONTH = "|".join(_MONTHS)
+_TIME = r"([0-9]{2}):([0-9]{2}):([0-9]{2})"
+#: The three forms of HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, then the obsolete
+#: rfc850-date and asctime-date. Each yields (day, month, year, hour, minute, second).
+_IMF_FIXDATE = re.compile(rf"(?:{_DAYS}), ([0-9]{{2}}) ({_MONTH}) ([0-9]{{4}}) {_TIME} GMT")
+_RFC850_DATE = re.compile(rf"(?:{_LONG_DAYS}), ([0-9]{{2}})-({_MONTH})-([0-9]{{2}}) {_TIME} GMT")
+_ASCTIME_DATE = re.compile(rf"(?:{_DAYS}) ({_MONTH}) ([0-9 ][0-9]) {_TIME} ([0-9]{{4}})")
+_DELAY_SECONDS = re.compile(rf"[0-9]{{1,{_MAX_DELAY_DIGITS}}}")
+
+
+def _http_date(value: str, now: datetime) -> datetime | None:
+    """An HTTP-date (RFC 9110 §5.6.7) as an aware UTC datetime, or None."""
+    if match := _IMF_FIXDATE.fullmatch(value):
+        day, month, year, hour, minute, second = match.groups()
+    elif match := _RFC850_DATE.fullmatch(value):
+        day, month, short, hour, minute, second = match.groups()
+        # §5.6.7: a two-digit year more than 50 years in the future is in the past.
+        year = str(now.year // 100 * 100 + int(short))
+        if int(year) > now.year + 50:
+            year = str(int(year) - 100)
+    elif match := _ASCTIME_DATE.fullmatch(value):
+        month, day, hour, minute, second, year = match.groups()
+    else:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(min(int(value), 86400 * 30))
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return datetime(int(year), _MONTHS.index(month) + 1, int(day), int(hour), int(minute),
+                        int(second), tzinfo=timezone.utc)
+    except ValueError:  # 31 February, hour 25, second 61...
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (RFC 9110 §10.2.3), or None.
+
+    Only delay-seconds written in ASCII digits (at most ten of them) or an
+    HTTP-date count; anything else (``²``, ``٣``, 5,000 nines, a surrogate) is
+    ignored, as if the header were absent. The result is within [0, 30 days].
+    Total: never raises, whatever ``value`` holds."""
+    if not value or len(value) > 64 or not value.isascii():
+        return None
+    value = value.strip(" \t")
+    if _DELAY_SECONDS.fullmatch(value):
+        return float(min(int(value), _MAX_RETRY_AFTER_SECONDS))
+    when = _http_date(value, now)
+    if when is None:
+        return None
+    return min(max(0.0, (when - now).total_seconds()), float(_MAX_RETRY_AFTER_SECONDS))
+
+
+_retry_after = parse_retry_after  # the name the rules' tests know
+
+
+def media_type(content_type: str | None) -> str:
+    """The ``type/subtype`` of a Content-Type value, lower-cased (RFC 9110 §8.3.1);
+    empty when there is none. Total: never raises."""
+    if not content_type:
+        return ""
+    return content_type.partition(";")[0].strip(" \t").lower()[:200]
+
+
+def read_answer(status: int, headers: Mapping[str, str], body: bytes, *,
+                now: datetime) -> HttpAnswer:
+    """The parts of an HTTP answer the agent judges, read from its status, headers
+    and body as they came. Total: any header value gives an answer."""
+    return HttpAnswer(status=status, content_type=media_type(headers.get("Content-Type")),
+                      body=body, retry_after=parse_retry_after(headers.get("Retry-After"), now))
 
 
 class Http:
@@ -159,12 +224,8 @@ class Http:
             async with self.session.post(
                 parsed, data=data, allow_redirects=False, headers=_POST_HEADERS,
             ) as response:
-                return HttpAnswer(
-                    status=response.status,
-                    content_type=response.content_type,
-                    body=await _read_body(response),
-                    retry_after=_retry_after(response.headers.get("Retry-After"), now),
-                )
+                body = await _read_body(response)
+                return read_answer(response.status, response.headers, body, now=now)
         except _TooLarge:
             raise TransportFailure(f"the answer is larger than {_MAX_ANSWER_BYTES} bytes, "
                                    f"so it is not a receipt") from None
@@ -179,5 +240,5 @@ def _describe(exc: BaseException) -> str:
         return "connection refused or host unknown"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server dropped the connection"
-    text = str(exc) or type(exc).__name__
-    return text[:200]
+    # aiohttp's text may quote what the server sent (a reason phrase, a header).
+    return protocol.display_text(str(exc) or type(exc).__name__, limit=200)

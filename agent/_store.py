@@ -17,8 +17,10 @@ Tables (see ``_migrations`` below for the exact schema):
                      or a key change gets a new row; the old one stays as history.
 - ``broadcasts``     one row per person-level action (an intent, a profile change)
 - ``outbox``         one row per message per vendor, with the signed JWS bytes
+                     and the claim of the delivery run sending it (m003)
 - ``outbox_fields``  which profile fields each outgoing message carries
-- ``receipts``       the vendor-signed receipt (raw JWS) for each message
+- ``receipts``       the vendor-signed receipt (raw JWS) for each message: the
+                     first valid one, kept for ever
 - ``inbox``          offers and other messages pulled from vendors
 - ``shared`` (view)  who knows what: per vendor and field, the last delivered
                      message that carried it and its receipt
@@ -169,6 +171,16 @@ def m002_vendor_url_not_unique(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@_migrations()
+def m003_outbox_claims(db: sqlite_utils.Database) -> None:
+    """A claim on an outbox row: the run sending it (a random token per delivery
+    pass) and when the claim lapses. Another run, in this process or another,
+    sends nothing that holds a live claim; a killed process's claims lapse and
+    are taken over (``agent._delivery``)."""
+    db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN claim_expires TEXT")
+
+
 #: The files vrm keeps in VRM_HOME: a directory holding only these (or nothing)
 #: is vrm's own, and may be made private.
 _OWN_FILES = frozenset({DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal"})
@@ -199,6 +211,7 @@ class Store:
         _check_directory(home)
         if path.exists():
             raise StoreExists(f"a store already exists at {path}; use it, or pick another VRM_HOME")
+        _check_side_files(path, os.geteuid())
         warnings: list[str] = []
         try:
             if home.is_dir():
@@ -214,6 +227,7 @@ class Store:
                               f"VRM_HOME") from None
         except OSError as exc:
             raise _os_error("create the store in", home, exc) from None
+        _check_side_files(path, os.geteuid())  # again: planted while the directory was open
         store = cls._connect(path)
         store.warnings = warnings
         return store
@@ -228,6 +242,11 @@ class Store:
             raise _os_error("read the store in", home, exc) from None
         if not found:
             raise NoStore(f"there is no store at {home} yet; run `vrm init` first")
+        try:
+            owner = path.stat().st_uid
+        except OSError as exc:
+            raise _os_error("read the store in", home, exc) from None
+        _check_side_files(path, owner)
         return cls._connect(path)
 
     @classmethod
@@ -275,11 +294,26 @@ class Store:
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One transaction: everything inside commits together, or nothing does."""
+    def transaction(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction: everything inside commits together, or nothing does.
+
+        ``immediate=True`` takes the write lock at the start (``BEGIN IMMEDIATE``),
+        so that what is read inside is still true when it is written: the way to
+        read-then-claim rows that another process may claim too. Other writers
+        wait for it (up to the 30 s busy timeout); readers never do (WAL)."""
+        conn = self.db.conn
         try:
-            with self.db.atomic():
-                yield self.db.conn
+            if immediate and not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            else:
+                with self.db.atomic():
+                    yield conn
         except sqlite3.DatabaseError as exc:
             raise self._failed(exc) from exc
 
@@ -374,6 +408,36 @@ def _check_directory(home: Path) -> None:
                              f"directory (vrm creates it if it does not exist)")
     except OSError as exc:
         raise _os_error("use", home, exc) from None
+
+
+#: SQLite's own files beside the database: its write-ahead log, the WAL index
+#: and the rollback journal (https://sqlite.org/tempfiles.html).
+_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def _check_side_files(path: Path, owner: int) -> None:
+    """Refuse SQLite side files (``vrm.db-wal``, ``-shm``, ``-journal``) that are not
+    the store's own: SQLite adopts whatever it finds there, so a file planted by
+    someone else (in a directory others can write) would receive the store's
+    pages, the key-sealing record included, or feed it forged ones. Each must be
+    a regular file (not a symlink), owned by ``owner`` (the store's owner; for
+    ``vrm init``, the user running it) and private: no permission for group or
+    others (vrm creates them 0600; a read-only copy may be 0400)."""
+    for suffix in _SIDE_SUFFIXES:
+        side = path.with_name(path.name + suffix)
+        try:
+            info = side.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise _os_error("check", side, exc) from None
+        if (not stat.S_ISREG(info.st_mode) or info.st_uid != owner
+                or stat.S_IMODE(info.st_mode) & 0o077):
+            kind = "a regular file" if stat.S_ISREG(info.st_mode) else "not a regular file"
+            raise StoreError(
+                f"{side} is not the store's own file ({kind}, owner {info.st_uid}, mode "
+                f"{stat.S_IMODE(info.st_mode):04o}; vrm's are its owner's and private), so vrm "
+                f"will not use it: remove it if you did not make it, then run vrm again")
 
 
 def _make_private(home: Path) -> list[str]:

@@ -63,7 +63,11 @@ def check_transport(url: str, *, allow_http: bool = False) -> None:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761 §6.3
+    """Only what is loopback without asking DNS: a literal loopback address
+    (127.0.0.0/8, ::1) or the name ``localhost`` itself. RFC 6761 §6.3 says
+    ``*.localhost`` should resolve to loopback, but that is up to the resolver
+    (glibc asks DNS for ``shop.localhost``), so such a name counts as any other."""
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

@@ -53,6 +53,7 @@ from ._agent import Agent, Broadcast, SyncResult, default_home
 from ._delivery import DeliveryResult
 from ._errors import AgentError, UsageError, VendorKeyChanged
 from ._feedback import nps_class
+from ._files import write_private
 from ._preferences import CHANNELS
 from ._profile import SHAREABLE
 from ._store import from_ts, ts
@@ -501,27 +502,21 @@ async def _sync(args: argparse.Namespace) -> int:
 
 def _export_setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write to FILE, mode 0600 (an existing file is made 0600 too)")
+                        help="write to FILE, a new private (0600) file put in place by "
+                             "rename; an existing symlink or non-regular FILE is refused; "
+                             "- writes to standard output")
 
 
 async def _export(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         data = agent.export()
-    if args.output:
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if args.output and args.output != "-":
         try:
-            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                # O_CREAT's mode applies only to a new file: an existing one keeps
-                # its own, which may let others read everything exported.
-                os.fchmod(fd, 0o600)
-            except BaseException:
-                os.close(fd)
-                raise
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+            text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: \u escapes keep it exact
+            raw = (json.dumps(data, indent=2) + "\n").encode("ascii")
+        write_private(args.output, raw)
         err.print(f"Exported your data to {args.output}.", markup=False)
     else:
         print_json(data)
@@ -1016,6 +1011,34 @@ def _joined(argv: Sequence[str]) -> list[str]:
 
 #: Subcommand paths whose first word is a command of its own (filled by build_parser).
 _JOINED_NAMES: set[str] = set()
+
+
+# --- vrm ui ---------------------------------------------------------------------
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"--port is a number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def _ui_setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=_port, default=0,
+                        help="the port on 127.0.0.1 (default 0: a free one)")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="do not open a browser; open the printed address yourself")
+
+
+async def _ui(args: argparse.Namespace) -> int:
+    from .ui import run_dashboard  # aiohttp's server and Jinja2 load only here
+
+    async with await open_agent(args) as agent:
+        for warning in agent.warnings:
+            _fail(f"warning: {warning}.")
+        return await run_dashboard(agent, port=args.port, open_browser=not args.no_browser)
+
+
+register("ui", help="your agent in your browser: a dashboard on 127.0.0.1 (the first line "
+         "printed is its address; Ctrl-C stops it, exit status 0)", setup=_ui_setup, run=_ui)
 
 
 # --- entry point ----------------------------------------------------------------

@@ -15,7 +15,7 @@ import json
 import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -118,8 +118,14 @@ def _count(results: list[DeliveryResult], status: str) -> int:
     return sum(1 for r in results if r.status == status)
 
 
-async def run_demo(vendors: int = 20, *, console: Console | None = None) -> int:
-    """Run the demo; returns the exit status (0 when every step worked)."""
+async def run_demo(vendors: int = 20, *, console: Console | None = None,
+                   then: Callable[[Agent], Awaitable[int]] | None = None) -> int:
+    """Run the demo; returns the exit status (0 when every step worked).
+
+    ``then``, if given, runs after the story with the demo's agent while its
+    vendors still run (``vrm demo --ui`` serves the dashboard there), also
+    when a step of the story failed, so that the person can look at it; the
+    story's status is returned unless ``then`` returns a non-zero one."""
     console = console or Console()
     if not 1 <= vendors <= 500:
         raise UsageError(f"--vendors must be between 1 and 500, not {vendors}")
@@ -135,7 +141,10 @@ async def run_demo(vendors: int = 20, *, console: Console | None = None) -> int:
                           f"[dim]({time.perf_counter() - clock:.1f} s)[/]")
             agent = await Agent.init(directory / "agent", passphrase=passphrase, name="Ada")
             try:
-                return await _story(agent, shops, console, started_at)
+                status = await _story(agent, shops, console, started_at)
+                if then is not None:  # also after a failed step: the person can look
+                    status = await then(agent) or status
+                return status
             finally:
                 await agent.close()
 
@@ -237,10 +246,25 @@ def _crm_records(shops: list[tuple[Vendor, str, str]], console: Console) -> None
 def _setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vendors", type=int, default=20,
                         help="how many local vendors to start (default 20)")
+    parser.add_argument("--ui", action="store_true",
+                        help="then open the dashboard (vrm ui) on the demo's agent, with its "
+                             "vendors still running, until Ctrl-C")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="with --ui: print the dashboard's address, open no browser")
 
 
 async def _run(args: argparse.Namespace) -> int:
-    return await run_demo(args.vendors, console=out)
+    then = None
+    if args.ui:
+        from .ui import run_dashboard
+
+        async def then(agent: Agent) -> int:
+            out.rule("[bold]The dashboard")
+            out.print("Ada's agent is at the address below, with every vendor still "
+                      "running: try it, then stop with Ctrl-C.")
+            return await run_dashboard(agent, open_browser=not args.no_browser)
+
+    return await run_demo(args.vendors, console=out, then=then)
 
 
 register("demo", help="start local vendors in a temporary directory and show vrm at work",

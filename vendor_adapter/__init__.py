@@ -14,10 +14,12 @@ The database is a SQLite file (the embedded default) or a PostgreSQL URI
 (``Vendor.open("postgresql://user@host/db", ...)``, for many inbox processes
 on one database); the rules are the same code on both (``_store``).
 
-The core (``InboxCore``) is framework-free: bytes and a content type in,
-status, content type and bytes out. ``vendor_adapter.aiohttp`` is one thin
-binding over it. ``vendor_adapter.forward`` delivers every CRM event to the
-vendor's own systems (signed webhooks, SCIM 2.0), durably.
+The core (``InboxCore``, and the HTTP rules in ``_http``) is framework-free:
+bytes and a content type in, status, content type and bytes out.
+``vendor_adapter.aiohttp`` and ``vendor_adapter.asgi`` (FastAPI, Starlette,
+Django) are two thin bindings over it that answer alike, byte for byte.
+``vendor_adapter.forward`` delivers every CRM event to the vendor's own
+systems (signed webhooks, SCIM 2.0), durably.
 """
 
 from __future__ import annotations

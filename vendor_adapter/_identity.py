@@ -73,12 +73,31 @@ def _sealer(db: Store, passphrase: str | None, *, create: bool) -> protocol.KeyS
     return sealer
 
 
+def _named(db: Store, name: str) -> list[dict[str, object]]:
+    """The vendor named ``name``. Names match case-insensitively (Unicode case
+    folding: ``bikes4u`` is ``Bikes4U``), so that a name typed another way never
+    makes a second vendor with a key of its own. An exact match wins; several
+    that differ only in case (from before this rule) are ``VendorNotFound``."""
+    rows = db.read("SELECT did, name, sealed_key FROM vrm_vendor WHERE name = ?", (name,))
+    if rows:
+        return rows
+    folded = name.casefold()
+    rows = [row for row in db.read("SELECT did, name, sealed_key FROM vrm_vendor")
+            if str(row["name"]).casefold() == folded]
+    if len(rows) > 1:
+        names = ", ".join(repr(row["name"]) for row in rows[:5])
+        raise VendorNotFound(f"{db.path} holds several vendors named {name!r} in some case "
+                             f"({names}); name the one you want exactly")
+    return rows
+
+
 def open_identity(db: Store, *, name: str | None, passphrase: str | None,
                   create: bool = True) -> tuple[protocol.SigningKey, str]:
-    """The vendor's key and name: the one named ``name``, created if missing."""
+    """The vendor's key and name: the one named ``name`` (case-insensitively), created
+    if missing (with ``create``)."""
     sealer = _sealer(db, passphrase, create=create)
     if name is not None:
-        rows = db.read("SELECT did, name, sealed_key FROM vrm_vendor WHERE name = ?", (name,))
+        rows = _named(db, name)
     else:
         rows = db.read("SELECT did, name, sealed_key FROM vrm_vendor ORDER BY created")
         if len(rows) > 1:

@@ -22,21 +22,44 @@ which:
   without a word; here a body that the FIN cut short reaches the handler as an
   error, and the inbox answers 400 (problem ``malformed``);
 - answers 400 (problem ``malformed``), not 500, when header bytes that are not
-  UTF-8 make aiohttp or the application fail (``_undecodable_text_is_400``).
+  UTF-8 make aiohttp or the application fail (``_undecodable_text_is_400``);
+- gives each answer ``write_timeout`` seconds to be handed to the network:
+  the timer runs while the connection's send buffer is full (more than
+  ``max_queued_bytes`` waiting, which is also when aiohttp stops producing
+  answers), and a client that reads nothing for that long is dropped
+  (the connection is aborted). The socket's kernel buffer is bounded to
+  ``max_queued_bytes`` too, and on Linux TCP_USER_TIMEOUT drops a connection
+  whose answers sat in the kernel, unread, for twice ``write_timeout``.
+  Without it, a client that pipelines requests and never reads the answers
+  holds its connection for ever: neither the head, the body nor the idle
+  timer runs while an answer waits to be written. This is nginx's
+  send_timeout;
+- stops reading a connection once ``max_pipelined`` requests wait behind the
+  one being answered (aiohttp's own queue bound, set per connection; reading
+  resumes when half have been answered). aiohttp's parser hands over at most
+  32 requests from one read, so the queue never holds more than
+  ``max(max_pipelined, 32)``;
+- caps the connections one client address holds (``max_connections_per_client``;
+  an IPv6 client is its /64, as one host is usually given a /64): one beyond
+  the cap is answered 503 and closed, like one beyond ``max_connections``.
 
 Idle keep-alive connections close after ``idle_timeout`` (aiohttp's
 ``keepalive_timeout``, whose default of an hour assumes a proxy in front).
 
 The guard reads five of ``RequestHandler``'s private attributes
 (``_request_count``, ``_messages``, ``_waiter``, ``_request_in_progress``,
-``_upgraded``);
+``_upgraded``) and sets two (``_max_msg_queue_size``,
+``_msg_queue_resume_size``);
 tests/vendor_adapter/test_serve.py fails if an aiohttp upgrade changes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +85,30 @@ class ServerLimits:
     #: Connections open at once; further ones get 503 and are closed. Lowered to
     #: the process's open-file limit less a margin, if that is smaller.
     max_connections: int = 1000
+    #: Connections one client address (an IPv6 client's /64) may hold at once;
+    #: further ones from it get 503 and are closed. Behind a reverse proxy all
+    #: connections come from the proxy: raise it to ``max_connections`` there.
+    max_connections_per_client: int = 100
+    #: Seconds an answer may wait, with the send buffer full, for the client to
+    #: read; then the connection is dropped.
+    write_timeout: float = 30.0
+    #: Requests waiting behind the one being answered (HTTP/1.1 pipelining) at
+    #: which the connection is no longer read until answers make room.
+    max_pipelined: int = 16
+    #: Bytes of answers queued for a client that does not read before no more
+    #: answers are made for it and the ``write_timeout`` clock runs: the event
+    #: loop's send buffer (high-water mark) and the socket's (SO_SNDBUF, which
+    #: Linux doubles) each hold this much, plus the answer being written.
+    max_queued_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
-        if not self.header_timeout > 0 or not self.idle_timeout > 0:
-            raise ValueError("header_timeout and idle_timeout are positive numbers of seconds")
-        if self.max_connections < 1:
-            raise ValueError("max_connections is at least 1")
+        if not (self.header_timeout > 0 and self.idle_timeout > 0 and self.write_timeout > 0):
+            raise ValueError("header_timeout, idle_timeout and write_timeout are positive "
+                             "numbers of seconds")
+        if min(self.max_connections, self.max_connections_per_client, self.max_pipelined,
+               self.max_queued_bytes) < 1:
+            raise ValueError("max_connections, max_connections_per_client, max_pipelined and "
+                             "max_queued_bytes are at least 1")
 
 
 @dataclass
@@ -80,6 +121,11 @@ class ConnectionStats:
     refused: int = 0
     #: Connections closed because a request head took longer than ``header_timeout``.
     head_timeouts: int = 0
+    #: Of ``refused``, those refused because their address held
+    #: ``max_connections_per_client`` already.
+    refused_per_client: int = 0
+    #: Connections dropped because an answer waited ``write_timeout`` for the client.
+    write_timeouts: int = 0
 
 
 #: File descriptors kept back from connections: the database (and its WAL and
@@ -113,10 +159,56 @@ _BUSY = _raw_response("503 Service Unavailable", protocol.Unavailable(
     "Retry-After: 5")
 
 
+def _client_of(transport: asyncio.BaseTransport) -> str | None:
+    """The client's address as the per-client cap counts it: an IPv4 address, or
+    an IPv6 client's /64 (IPv4-mapped IPv6 is IPv4). ``None`` if there is none
+    (a Unix socket): not capped per client."""
+    peer = transport.get_extra_info("peername")
+    if not isinstance(peer, (tuple, list)) or not peer:
+        return None
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _bound_the_kernel_buffer(transport: asyncio.BaseTransport, queued: int) -> None:
+    """Bound what the kernel holds for the client too: its send buffer
+    (SO_SNDBUF; Linux doubles the value for its bookkeeping) is ``queued``
+    bytes, not the megabytes autotuning grows to. Otherwise a client that never
+    reads would sit behind megabytes of answers the event loop never sees, idle
+    as far as the loop can tell, and cost that much kernel memory. Answers are
+    at most 64 KiB, so this still carries one whole answer at a time."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, max(queued, 4096))
+
+
+def _kernel_write_timeout(transport: asyncio.BaseTransport, seconds: float) -> None:
+    """A deadline for what the kernel holds: TCP_USER_TIMEOUT (RFC 5482;
+    Linux tcp(7)) drops a connection whose sent data stays unacknowledged, or
+    unsent because the client's window is closed (it reads nothing), for that
+    long. Where the option does not exist (not Linux), the event loop's timer
+    alone applies, once the bounded kernel buffer is full."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    sock = transport.get_extra_info("socket")
+    if option is None or sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):  # a kernel without it
+        sock.setsockopt(socket.IPPROTO_TCP, option, max(1, int(seconds * 1000)))
+
+
 class _Shared:
     """What every connection of one runner shares."""
 
-    __slots__ = ("limits", "max_connections", "stats", "loop")
+    __slots__ = ("limits", "max_connections", "stats", "loop", "per_client")
 
     def __init__(self, limits: ServerLimits, max_connections: int, stats: ConnectionStats,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -124,6 +216,8 @@ class _Shared:
         self.max_connections = max_connections
         self.stats = stats
         self.loop = loop
+        #: Open connections by client address (``_client_of``); absent means none.
+        self.per_client: dict[str, int] = {}
 
 
 class _Guard(asyncio.Protocol):
@@ -134,7 +228,8 @@ class _Guard(asyncio.Protocol):
     connect) and otherwise only when a head arrives in pieces.
     """
 
-    __slots__ = ("_inner", "_shared", "_timer", "_partial", "_payload", "_counted")
+    __slots__ = ("_inner", "_shared", "_timer", "_partial", "_payload", "_counted", "_client",
+                 "_write_timer", "_transport")
 
     def __init__(self, inner: web.RequestHandler, shared: _Shared) -> None:
         self._inner = inner
@@ -144,19 +239,45 @@ class _Guard(asyncio.Protocol):
         #: The body of the newest request, to fail it if the client's FIN cuts it short.
         self._payload: Any = None
         self._counted = False
+        self._client: str | None = None
+        #: Runs while the send buffer is full (between pause_ and resume_writing).
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._transport: asyncio.BaseTransport | None = None
+        # aiohttp's bound on requests read ahead (it pauses reading at this many
+        # queued, and resumes at half).
+        pipelined = shared.limits.max_pipelined
+        inner._max_msg_queue_size = pipelined
+        inner._msg_queue_resume_size = pipelined // 2
 
     # --- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         shared = self._shared
-        if shared.stats.open >= shared.max_connections:
+        client = _client_of(transport)
+        crowded = (client is not None and shared.per_client.get(client, 0)
+                   >= shared.limits.max_connections_per_client)
+        if crowded or shared.stats.open >= shared.max_connections:
             shared.stats.refused += 1
+            shared.stats.refused_per_client += crowded
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(_BUSY)
             transport.close()
             return
         self._counted = True
+        self._transport = transport
         shared.stats.open += 1
+        if client is not None:
+            self._client = client
+            shared.per_client[client] = shared.per_client.get(client, 0) + 1
+        if isinstance(transport, asyncio.WriteTransport):
+            # pause_writing comes once this much waits unsent (low-water: a quarter).
+            transport.set_write_buffer_limits(high=shared.limits.max_queued_bytes)
+        _bound_the_kernel_buffer(transport, shared.limits.max_queued_bytes)
+        # Twice as long: the event loop's timer comes first when answers pile up
+        # (and its abort resets the connection, so the client learns); this is
+        # the backstop for a few answers that sit in the kernel buffer, where the
+        # kernel drops the connection without a word.
+        _kernel_write_timeout(transport, 2 * shared.limits.write_timeout)
         self._inner.connection_made(transport)
         # A new connection owes its first request head from now on.
         self._arm()
@@ -194,18 +315,43 @@ class _Guard(asyncio.Protocol):
         if not self._counted:
             return  # refused at connect: aiohttp never saw it
         self._counted = False
-        self._shared.stats.open -= 1
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        shared = self._shared
+        shared.stats.open -= 1
+        if self._client is not None:
+            left = shared.per_client.pop(self._client, 1) - 1
+            if left > 0:
+                shared.per_client[self._client] = left
+        for timer in (self._timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._write_timer = None
         self._payload = None
+        self._transport = None
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        # The send buffer is full: the client has not read for a while. From now
+        # on it has write_timeout seconds to make room.
         self._inner.pause_writing()
+        if self._write_timer is None and self._counted:
+            shared = self._shared
+            self._write_timer = shared.loop.call_at(
+                shared.loop.time() + shared.limits.write_timeout, self._write_timed_out)
 
     def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         self._inner.resume_writing()
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        transport = self._transport
+        if not self._counted or transport is None:
+            return
+        self._shared.stats.write_timeouts += 1
+        # abort, not close: close would wait, for ever, to flush what it cannot send.
+        transport.abort()
 
     # --- the deadline ----------------------------------------------------------------
 
@@ -304,6 +450,10 @@ class GuardedAppRunner(web.AppRunner):
     def __init__(self, app: web.Application, *, limits: ServerLimits = ServerLimits(),
                  **kwargs: Any) -> None:
         kwargs.setdefault("keepalive_timeout", limits.idle_timeout)
+        # Bodies are taken as sent: the inbox refuses a content coding (415), and a
+        # body aiohttp discards unread (after a 404 or 405) is never decoded, so a
+        # "gzip" body that is not gzip is no error in aiohttp's log.
+        kwargs.setdefault("auto_decompress", False)
         super().__init__(app, **kwargs)
         self.limits = limits
         self.stats = ConnectionStats()

@@ -22,7 +22,7 @@ import protocol
 from ._core import UNAVAILABLE, InboxCore, Outcome, Response, Verified
 from ._crm import CrmView, SqliteCrm
 from ._store import Store, open_store
-from ._errors import ClosedError, LeadNotFound, OfferError
+from ._errors import ClosedError, LeadNotFound, OfferError, PassphraseError
 from ._identity import open_identity
 from ._ledger import Ledger, RelationshipHook
 from ._mapping import DEFAULT, FieldMapping
@@ -102,12 +102,20 @@ class Vendor:
         With ``create=False`` nothing is created: a file that is missing, empty or
         holds no vendor is refused before anything is written to it
         (``NotAVendorDatabase``), and a missing name is ``VendorNotFound``.
+        Names match case-insensitively (``"bikes4u"`` opens ``"Bikes4U"``). A
+        passphrase that cannot be UTF-8 is ``PassphraseError``, before any file
+        is touched.
 
         ``forward``: targets (``vendor_adapter.forward.Webhook``, ``Scim``) that
         hear every CRM event; their relay starts with the first inbox request, or
         with ``await vendor.forwarding.start()``. Raises ``ForwardError`` for a
         target given twice.
         """
+        if passphrase is not None:
+            try:
+                passphrase.encode("utf-8")
+            except UnicodeEncodeError:  # e.g. bytes from the environment kept as surrogates
+                raise PassphraseError("the passphrase is not valid UTF-8 text") from None
         db = open_store(path, create=create)
         try:
             key, actual = open_identity(db, name=name, passphrase=passphrase, create=create)

@@ -6,27 +6,37 @@
     # POST /shop/vrm/inbox             messages from people's agents
 
 Everything protocol-related happens in the framework-free core
-(``Vendor.handle``); this file only reads the body safely and writes the
-response.
+(``Vendor.handle``, and the HTTP rules of ``_http``, which the ASGI binding
+shares); this file only reads the body safely and writes the response.
 
 To serve it on a socket of its own, as ``vrm-vendor serve`` does, use
 ``serve(app, host=..., port=...)`` or ``GuardedAppRunner`` in place of
-``web.AppRunner``: they add what aiohttp leaves to a reverse proxy, a time
-limit on request heads and a cap on connections (``ServerLimits``).
+``web.AppRunner``: they add what aiohttp leaves to a reverse proxy, time
+limits on request heads and on clients that do not read their answers, and
+caps on connections, in all and per client address (``ServerLimits``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 import protocol
 
-from ._core import UNAVAILABLE, Response, check_media_type, problem_response
+from ._core import UNAVAILABLE, Response
+from ._http import (
+    BODY_TIMEOUT,
+    INBOX_PATH,
+    INCOMPLETE,
+    BodyLimit,
+    InboxLimits,
+    discovery_response,
+    expectation,
+    refused_on_the_head,
+)
 from ._serve import ConnectionStats, GuardedAppRunner, ServerLimits, serve
 from ._vendor import Vendor
 
@@ -36,27 +46,6 @@ __all__ = ["vrm_app", "InboxLimits", "VENDOR_KEY", "serve", "ServerLimits", "Gua
 VENDOR_KEY: web.AppKey[Vendor] = web.AppKey("vrm_vendor", Vendor)
 
 log = logging.getLogger("vendor_adapter.aiohttp")
-
-
-@dataclass(frozen=True)
-class InboxLimits:
-    """How much of a request the inbox reads, and for how long."""
-
-    #: Bodies larger than this are refused with 413 (protocol.MAX_MESSAGE_BYTES).
-    max_body: int = protocol.MAX_MESSAGE_BYTES
-    #: The whole body must arrive within this many seconds, or 408: a client that
-    #: trickles a body byte by byte must not hold a connection and a buffer open.
-    body_timeout: float = 10.0
-
-
-_TOO_LARGE = protocol.MessageTooLarge(
-    f"a message is at most {protocol.MAX_MESSAGE_BYTES} bytes").to_problem()
-_TIMEOUT = protocol.RequestTimeout("the message body did not arrive in time").to_problem()
-_INCOMPLETE = protocol.MalformedMessage("the message body ended early").to_problem()
-
-
-_BAD_HOST = protocol.MalformedMessage(
-    "the Host header does not name a host this document can point to").to_problem()
 
 
 @web.middleware
@@ -100,98 +89,69 @@ async def _answer_and_close(request: web.Request, response: Response) -> web.Res
     return resp
 
 
-def _refused_on_the_head(content_type: str | None, content_length: int | None,
-                         limits: InboxLimits) -> Response | None:
-    """A refusal the request head decides, before any of the body is read: a
-    media type we would not parse (415), or a Content-Length over the limit (413,
-    RFC 9110 §15.5.14)."""
-    if content_type is not None or content_length:
-        try:
-            check_media_type(content_type)
-        except protocol.UnsupportedMediaType as exc:
-            return problem_response(exc.to_problem(), 415)
-    if content_length is not None and content_length > limits.max_body:
-        return problem_response(_TOO_LARGE, 413)
-    return None
-
-
-async def _expect(request: web.Request) -> None:
-    """``Expect`` (RFC 9110 §10.1.1), as aiohttp's default handler does it, except
-    that an unknown value is never a 500: aiohttp's handler quotes the value in
-    its 417, and a value that is not UTF-8 (aiohttp reads such bytes as lone
-    surrogates) cannot be encoded there."""
-    if request.version != HttpVersion11:
-        return None  # HTTP/1.0 has no Expect
-    if request.headers.get("Expect", "").lower() != "100-continue":
-        raise web.HTTPExpectationFailed(text="only Expect: 100-continue is understood")
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0  # what follows is the response proper
+async def _expect(request: web.Request) -> web.Response | None:
+    """``Expect`` (RFC 9110 §10.1.1), by the shared rule (``_http.expectation``):
+    unlike aiohttp's default handler, an unknown value is never quoted back, so a
+    value that is not UTF-8 is never a 500."""
+    refusal = expectation(request.headers.get("Expect"),
+                          http_11=request.version == HttpVersion11)
+    if refusal is not None:
+        return _web_response(refusal)
+    if request.version == HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # what follows is the response proper
     return None
 
 
 async def _read_body(request: web.Request, limits: InboxLimits) -> bytes | Response:
     """The body, capped at ``limits.max_body`` and ``limits.body_timeout``."""
-    chunks: list[bytes] = []
-    size = 0
+    body = BodyLimit(limits)
     content = request.content
     try:
         if content.is_eof():
             # The whole body came with the headers (the usual case for a message
             # of a few KB): take it without arming a timer.
-            body = content.read_nowait()
-            if len(body) > limits.max_body:
-                return problem_response(_TOO_LARGE, 413)
-            return body
+            return body.add(content.read_nowait()) or body.body()
         async with asyncio.timeout(limits.body_timeout):
-            while True:
-                chunk = await content.readany()
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > limits.max_body:  # chunked bodies carry no Content-Length
-                    return problem_response(_TOO_LARGE, 413)
-                chunks.append(chunk)
+            while chunk := await content.readany():
+                if (refusal := body.add(chunk)) is not None:
+                    return refusal
     except TimeoutError:
-        return problem_response(_TIMEOUT, 408)
+        return BODY_TIMEOUT
     except (ConnectionError, web.HTTPException, OSError):
-        return problem_response(_INCOMPLETE, 400)
+        return INCOMPLETE
     except Exception as exc:  # aiohttp's payload errors (e.g. a cut-off chunked body)
         if exc.__class__.__module__.startswith("aiohttp"):
-            return problem_response(_INCOMPLETE, 400)
+            return INCOMPLETE
         raise
-    return b"".join(chunks)
+    return body.body()
 
 
 def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
-            limits: InboxLimits = InboxLimits()) -> web.Application:
+            limits: InboxLimits | None = None) -> web.Application:
     """An aiohttp application serving ``vendor``'s discovery document and inbox.
 
     The inbox URL in the discovery document is absolute and on the same origin
-    as the document (agents refuse any other, to prevent SSRF). It is derived
-    from the request (scheme, Host and the mount prefix) unless
-    ``public_base_url`` names it, e.g. ``"https://shop.example/vrm"`` behind a
-    reverse proxy.
+    as the document (agents refuse any other, to prevent SSRF). It is
+    ``public_base_url`` + ``/inbox`` when given (e.g. ``"https://shop.example/vrm"``
+    behind a reverse proxy), else built from the request's scheme, its Host
+    header (validated as ``host[:port]``; anything else is 400) and the mount
+    prefix (``vendor_adapter._http.discovery_response``).
     """
+    limits = limits if limits is not None else InboxLimits()
     app = web.Application(middlewares=[_never_500])
     app[VENDOR_KEY] = vendor
-    base = public_base_url.rstrip("/") if public_base_url else None
 
     async def discovery(request: web.Request) -> web.Response:
-        try:
-            inbox = (base + "/inbox" if base is not None else
-                     str(request.url.origin().join(request.app.router["inbox"].url_for())))
-            document = vendor.discovery(inbox)
-        except (ValueError, UnicodeError):  # pydantic's ValidationError is a ValueError
-            # Without public_base_url the inbox URL comes from the Host header, and
-            # this one makes no valid URL.
-            return _web_response(problem_response(_BAD_HOST, 400))
-        return web.Response(body=protocol.dumps(document.to_wire()),
-                            content_type="application/json",
-                            headers={"Cache-Control": "max-age=300"})
+        return _web_response(discovery_response(
+            vendor, public_base_url=public_base_url, scheme=request.scheme,
+            host=request.headers.get("Host"),
+            inbox_path=str(request.app.router["inbox"].url_for())))
 
     async def inbox(request: web.Request) -> web.Response:
         content_type = request.headers.get("Content-Type")
-        refusal = _refused_on_the_head(content_type, request.content_length, limits)
+        refusal = refused_on_the_head(content_type, request.content_length, limits,
+                                      content_encoding=request.headers.get("Content-Encoding"))
         if refusal is not None:
             return await _answer_and_close(request, refusal)
         body = await _read_body(request, limits)
@@ -202,13 +162,14 @@ def vrm_app(vendor: Vendor, *, public_base_url: str | None = None,
     async def inbox_expect(request: web.Request) -> web.Response | None:
         # A client that waits for "100 Continue" before sending its body learns
         # of a refusal the head decides without sending the body at all.
-        refusal = _refused_on_the_head(request.headers.get("Content-Type"),
-                                       request.content_length, limits)
+        refusal = refused_on_the_head(request.headers.get("Content-Type"),
+                                      request.content_length, limits,
+                                      content_encoding=request.headers.get("Content-Encoding"))
         if refusal is not None:
             return await _answer_and_close(request, refusal)
         return await _expect(request)
 
     app.router.add_get(protocol.WELL_KNOWN_PATH, discovery, name="discovery",
-                       expect_handler=_expect)
-    app.router.add_post("/inbox", inbox, name="inbox", expect_handler=inbox_expect)
+                       expect_handler=_expect)  # and HEAD (_http.METHODS)
+    app.router.add_post(INBOX_PATH, inbox, name="inbox", expect_handler=inbox_expect)
     return app

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from typing import Any, NoReturn
 
 import protocol
 
-from ._errors import VendorAdapterError
+from ._errors import NotAVendorDatabase, VendorAdapterError, VendorNotFound
 from ._identity import PASSPHRASE_ENV
 from ._mapping import MAPPINGS
 from ._store import is_dsn
@@ -155,8 +156,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="the address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080,
                        help="the port to listen on; 0 picks a free port (default: 8080)")
-    serve.add_argument("--name", help="the vendor's name, created on first run (default: the "
-                                      "only vendor in --db, or \"VRM vendor\" in a new one)")
+    serve.add_argument("--name", help="the vendor's name, matched case-insensitively; created "
+                                      "on first run (default: the only vendor in --db, or "
+                                      "\"VRM vendor\" in a new one)")
     serve.add_argument("--public-url", help="the base URL people's agents use, if behind a "
                                             "proxy (default: http://HOST:PORT)")
     # The defaults are ServerLimits' (not imported here: aiohttp loads only to serve).
@@ -166,13 +168,32 @@ def _parser() -> argparse.ArgumentParser:
                             "take longer (default: 10)")
     serve.add_argument("--max-connections", type=_positive("--max-connections", int),
                        metavar="N", help="answer 503 to connections beyond this many "
-                                         "(default: 1000, or fewer if the open-file limit is low)")
+                                         "per worker (default: 1000, or fewer if the open-file "
+                                         "limit is low)")
     serve.add_argument("--forward-webhook", action="append", default=[], metavar="URL",
                        help="POST every CRM event to URL as a Standard Webhook, signed with "
                             f"the whsec_ secret in ${WEBHOOK_SECRET_ENV} (repeatable)")
     serve.add_argument("--forward-scim", action="append", default=[], metavar="URL",
                        help="keep the SCIM 2.0 Users at base URL in step with the contacts, "
                             f"with the bearer token in ${SCIM_TOKEN_ENV} (repeatable)")
+    serve.add_argument("--max-connections-per-client", metavar="N",
+                       type=_positive("--max-connections-per-client", int),
+                       help="answer 503 to connections beyond this many from one client "
+                            "address, an IPv6 client's /64, per worker (default: 100)")
+    serve.add_argument("--write-timeout", type=_positive("--write-timeout", float),
+                       metavar="SECONDS",
+                       help="drop a client that reads none of its answers for this long "
+                            "(default: 30)")
+    serve.add_argument("--max-pipelined", type=_positive("--max-pipelined", int), metavar="N",
+                       help="stop reading a connection while this many requests wait "
+                            "behind the one being answered (default: 16)")
+    serve.add_argument("--max-queued-bytes", type=_positive("--max-queued-bytes", int),
+                       metavar="BYTES",
+                       help="make no more answers for a client with this many bytes of answers "
+                            "unread (default: 65536)")
+    serve.add_argument("--new-vendor", action="store_true",
+                       help="add the vendor named by --name to a database that holds other "
+                            "vendors (never done without it)")
     serve.add_argument("--workers", type=_positive("--workers", int), default=1, metavar="N",
                        help="inbox processes sharing the port (above 1 needs a PostgreSQL "
                             "--db; default: 1)")
@@ -263,7 +284,20 @@ def _passphrase() -> str:
     if not passphrase:
         raise CliError(f"set {PASSPHRASE_ENV} to the passphrase that seals the vendor key "
                        "(choose one on first run, and keep it)")
+    try:
+        passphrase.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, kept as lone surrogates
+        raise CliError(f"{PASSPHRASE_ENV} is not valid UTF-8 text; set it to the passphrase "
+                       "in UTF-8") from None
     return passphrase
+
+
+def _shown(db: str) -> str:
+    """What a message calls ``--db``: the file path, or the URI without its password."""
+    if not is_dsn(db):
+        return db
+    from ._store_postgres import redact
+    return redact(db)
 
 
 def _open_existing(args: argparse.Namespace) -> Vendor:
@@ -275,6 +309,45 @@ def _open_existing(args: argparse.Namespace) -> Vendor:
 
 # --- commands -----------------------------------------------------------------------
 
+def _open_for_serving(args: argparse.Namespace, forward: list[Any]) -> Vendor:
+    """The vendor ``serve`` serves. A missing or empty ``--db`` file is created
+    with a new vendor. A non-empty file must already hold a vendor (any other
+    SQLite file is refused, untouched). A PostgreSQL database that holds no
+    vendor (no vendor tables, or none in them) is a new one: a database is made
+    for the adapter with ``createdb``, and the adapter's tables are created in
+    it (a table of another application with one of their names is refused,
+    with nothing created). On either store a vendor is added beside others,
+    with a key of its own, only with ``--new-vendor``; names match
+    case-insensitively. Nothing is left behind when a new file cannot be made a
+    vendor database."""
+    passphrase = _passphrase()
+    path = args.db
+    if not is_dsn(path) and (not os.path.isfile(path) or os.path.getsize(path) == 0):
+        created = not os.path.exists(path)
+        try:
+            return Vendor.open(path, name=args.name, passphrase=passphrase, forward=forward)
+        except BaseException:
+            if created:
+                for leftover in (path, path + "-wal", path + "-shm", path + "-journal"):
+                    with contextlib.suppress(OSError):
+                        os.remove(leftover)
+            raise
+    try:
+        return Vendor.open(path, name=args.name, passphrase=passphrase, create=False,
+                           forward=forward)
+    except NotAVendorDatabase:
+        if not is_dsn(path):
+            raise CliError(f"{path} is not a vendor database (it holds no vendor); point "
+                           "--db at a new file, or at one that `vrm-vendor serve` made") from None
+    except VendorNotFound:
+        if args.name is None:  # several vendors, and none named: the message says so
+            raise
+        if not args.new_vendor:
+            raise CliError(f"{_shown(path)} holds no vendor named {args.name!r}; to add one, "
+                           "with a key of its own, add --new-vendor") from None
+    return Vendor.open(path, name=args.name, passphrase=passphrase, forward=forward)
+
+
 def _serve_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``serve --workers N``: create the vendor once, bind, start the workers."""
     from ._workers import bind, supervise
@@ -285,7 +358,9 @@ def _serve_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.forward_webhook or args.forward_scim:
         raise CliError("--forward-webhook and --forward-scim need --workers 1: one relay "
                        "delivers a database's forwarding queue (several would deliver twice)")
-    with Vendor.open(args.db, name=args.name, passphrase=_passphrase()) as vendor:
+    # The vendor is opened (or created, by serve's rules) once, here; the workers
+    # then find it (by its exact name).
+    with _open_for_serving(args, []) as vendor:
         name, did = vendor.name, vendor.did
     try:
         sock = bind(args.host, args.port)
@@ -298,18 +373,22 @@ def _serve_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
           flush=True)
     print(f"vendor {name!r} ({did}) is listening with {args.workers} workers; "
           "stop with Ctrl-C", file=sys.stderr, flush=True)
-    # Each worker gets this command line (--name pins the vendor just opened).
-    worker_argv = [*argv, "--name", name] if args.name is None else list(argv)
+    # Each worker gets this command line, with every option (the server limits
+    # too); the last --name pins the vendor just opened, by its exact name (in
+    # one word: a name may start with "-").
+    worker_argv = [*argv, f"--name={name}"]
     return supervise(sock, worker_argv, args.workers)
 
 
 async def _serve(args: argparse.Namespace) -> None:
     from .aiohttp import GuardedAppRunner, ServerLimits, serve, vrm_app
 
-    chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections}
+    chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections,
+              "max_connections_per_client": args.max_connections_per_client,
+              "write_timeout": args.write_timeout, "max_pipelined": args.max_pipelined,
+              "max_queued_bytes": args.max_queued_bytes}
     limits = ServerLimits(**{name: value for name, value in chosen.items() if value is not None})
-    targets = _forward_targets(args)
-    vendor = Vendor.open(args.db, name=args.name, passphrase=_passphrase(), forward=targets)
+    vendor = _open_for_serving(args, _forward_targets(args))
     try:
         await vendor.forwarding.start()  # delivers what an earlier run left queued
         app = vrm_app(vendor, public_base_url=args.public_url)

@@ -18,8 +18,10 @@ import protocol
 from agent import Agent, Limits
 
 PASSPHRASE = "correct horse battery staple"
-#: Fast limits for tests: short timeouts, retries that fall due in milliseconds.
-FAST = Limits(timeout=1.0, connect_timeout=1.0, retry_base=0.02, retry_cap=0.2)
+#: Fast limits for tests: short timeouts, retries that fall due in milliseconds, and
+#: claims on outbox rows that a "crashed" agent leaves behind lapse within a second.
+FAST = Limits(timeout=1.0, connect_timeout=1.0, retry_base=0.02, retry_cap=0.2,
+              claim_lease=1.0)
 
 
 def now() -> datetime:

@@ -78,7 +78,7 @@ async def test_passphrase_from_the_environment(home: Path, monkeypatch) -> None:
 async def test_migrations_are_recorded(agent: Agent) -> None:
     names = [row["name"] for row in agent.store.rows(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = 'vrm-agent'")]
-    assert names == ["m001_initial", "m002_vendor_url_not_unique"]
+    assert names == ["m001_initial", "m002_vendor_url_not_unique", "m003_outbox_claims"]
     assert agent.store.one("PRAGMA journal_mode")["journal_mode"] == "wal"
 
 

@@ -1,18 +1,34 @@
-"""Fixtures for the vendor adapter: a vendor on each store (a temporary SQLite
-file, and a fresh database on a throwaway PostgreSQL server), its aiohttp
-test client (served the way ``vrm-vendor serve`` serves, through
-``GuardedAppRunner``), and people (agents) who sign messages with protocol/ or
-with jwcrypto, an independent JOSE implementation.
+"""Fixtures for the vendor adapter: a vendor on each store (``store``: a
+temporary SQLite file, or a fresh database on a throwaway PostgreSQL server),
+served by either binding (``binding``: the aiohttp one the way ``vrm-vendor
+serve`` serves it, through ``GuardedAppRunner``; the ASGI one through a real
+uvicorn server on 127.0.0.1, port 0), and people (agents) who sign messages
+with protocol/ or with jwcrypto, an independent JOSE implementation.
 
-``store`` is parametrised: every test that uses it (or ``vendor``, ``inbox``)
-runs once on SQLite and once on PostgreSQL. The PostgreSQL server is started
-once per session (``postgres``, from tests/postgres.py) and each test gets a
-database of its own, copied from a template that holds the schema."""
+What a test runs against follows from the fixtures it takes (directly or
+through others), by ``pytest_generate_tests`` below:
+
+- a store and a binding (``inbox``, or ``served_app`` with ``vendor``): three
+  runs, ``aiohttp-sqlite``, ``asgi-sqlite`` and ``aiohttp-postgresql``. The
+  bindings differ only above the core and the stores only below it, so the
+  fourth pairing (ASGI on PostgreSQL) would test nothing the three do not,
+  and would cost a quarter more of the suite's time;
+- a store only (``store``, ``vendor``): ``sqlite`` and ``postgresql``;
+- a binding only (``served_app`` with SQLite files of the test's own):
+  ``aiohttp`` and ``asgi``.
+
+The ids are fixed strings, the same in every pytest-xdist worker. The
+PostgreSQL server is started once per session (``postgres``, from
+tests/postgres.py) and each test gets a database of its own, copied from a
+template that holds the schema. Tests of ``GuardedAppRunner`` itself (its
+slow-client guard and its connection counts) are aiohttp-only
+(``aiohttp_inbox``): ASGI servers bring their own (README.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
@@ -20,7 +36,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import aiohttp
 import pytest
+import uvicorn
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from jwcrypto import jwk, jws
@@ -29,6 +47,7 @@ from yarl import URL
 import protocol
 from tests.postgres import postgres  # noqa: F401 (the session's PostgreSQL server)
 from vendor_adapter import Vendor
+from vendor_adapter import asgi as vrm_asgi
 from vendor_adapter._store import is_dsn
 from vendor_adapter.aiohttp import (
     ConnectionStats,
@@ -122,7 +141,27 @@ def db_path(tmp_path: Any) -> str:
     return str(tmp_path / "crm.db")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+STORES = ("sqlite", "postgresql")
+BINDINGS = ("aiohttp", "asgi")
+#: The (binding, store) pairs a test that takes both runs with; the ids are fixed.
+PAIRS = (("aiohttp", "sqlite"), ("asgi", "sqlite"), ("aiohttp", "postgresql"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``store`` and ``binding`` (see the module's docstring): both
+    together as the three ``PAIRS``, or either alone over all its values. The
+    fixtures take no ``params`` of their own: pytest would cross them."""
+    names = metafunc.fixturenames
+    if "store" in names and "binding" in names:
+        metafunc.parametrize(("binding", "store"), PAIRS, indirect=True,
+                             ids=[f"{b}-{s}" for b, s in PAIRS])
+    elif "store" in names:
+        metafunc.parametrize("store", STORES, indirect=True)
+    elif "binding" in names:
+        metafunc.parametrize("binding", BINDINGS, indirect=True)
+
+
+@pytest.fixture
 def store(request: Any, tmp_path: Any) -> Iterator[str]:
     """Where a vendor is kept: a SQLite path, or the DSN of a fresh PostgreSQL
     database (dropped after the test)."""
@@ -268,14 +307,128 @@ class Inbox:
         """The CRM's records: (contacts, leads, activities, feedback)."""
         return crm_records(self.vendor)
 
-
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table, read through a connection of its own."""
         return table_rows(self.target or self.vendor.db_path)
 
 
+# --- the ASGI binding through uvicorn -------------------------------------------------
+
+class UvicornServer:
+    """A real uvicorn server on 127.0.0.1 (a free port), in the test's event loop."""
+
+    def __init__(self, app: Any, **config: Any) -> None:
+        config.setdefault("lifespan", "auto")
+        self.config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                     timeout_graceful_shutdown=1, **config)
+        self.server = uvicorn.Server(self.config)
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.host, self.port = self.socket.getsockname()[:2]
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> UvicornServer:
+        self._task = asyncio.create_task(self.server.serve(sockets=[self.socket]))
+        for _ in range(1000):
+            if self.server.started or self._task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert self.server.started, "uvicorn did not start"
+        return self
+
+    async def close(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 30)
+        self.socket.close()
+
+
+class HttpClient:
+    """What tests use of aiohttp's TestClient, for any server on 127.0.0.1."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.session = aiohttp.ClientSession()
+
+    def make_url(self, path: str) -> URL:
+        return URL(f"http://{self.server.host}:{self.server.port}").join(URL(path))
+
+    async def request(self, method: str, path: str, **options: Any) -> aiohttp.ClientResponse:
+        response = await self.session.request(method, self.make_url(path), **options)
+        await response.read()
+        return response
+
+    async def get(self, path: str, **options: Any) -> aiohttp.ClientResponse:
+        return await self.request("GET", path, **options)
+
+    async def post(self, path: str, **options: Any) -> aiohttp.ClientResponse:
+        return await self.request("POST", path, **options)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def asgi_mounts(mounts: dict[str, Any]) -> Any:
+    """The ASGI apps under their prefixes, mounted with Starlette's ``Mount``."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    return Starlette(routes=[Mount(prefix, app=app) for prefix, app in mounts.items()])
+
+
 @pytest.fixture
-async def inbox(vendor: Vendor, store: str, aiohttp_client: Any) -> AsyncIterator[Inbox]:
+def binding(request: Any) -> str:
+    """Which binding serves the vendor (parametrised by ``pytest_generate_tests``)."""
+    return request.param
+
+
+@pytest.fixture
+async def served_app(binding: str, aiohttp_client: Any) -> AsyncIterator[Any]:
+    """``await served_app(vendor, **options)`` serves ``vrm_app(vendor, **options)``
+    (``limits`` defaults to ``LIMITS``) with the binding under test and returns a
+    client; ``await served_app({"/a": vendor_a, "/b": vendor_b})`` mounts several
+    vendors under their prefixes (``add_subapp``, or Starlette's ``Mount``)."""
+    servers: list[Any] = []
+
+    async def serve_it(vendors: Vendor | dict[str, Vendor], **options: Any) -> Any:
+        options.setdefault("limits", LIMITS)
+        if binding == "aiohttp":
+            if isinstance(vendors, Vendor):
+                app = vrm_app(vendors, **options)
+            else:
+                app = web.Application()
+                for prefix, vendor in vendors.items():
+                    app.add_subapp(prefix, vrm_app(vendor, **options))
+            return await aiohttp_client(GuardedTestServer(app))
+        if isinstance(vendors, Vendor):
+            asgi_app = vrm_asgi.vrm_app(vendors, **options)
+        else:
+            asgi_app = asgi_mounts({prefix: vrm_asgi.vrm_app(vendor, **options)
+                                    for prefix, vendor in vendors.items()})
+        server = await UvicornServer(asgi_app).start()
+        client = HttpClient(server)
+        servers.append((server, client))
+        return client
+
+    yield serve_it
+    for server, client in servers:
+        await client.close()
+        await server.close()
+
+
+@pytest.fixture
+async def inbox(vendor: Vendor, store: str, served_app: Any) -> AsyncIterator[Inbox]:
+    """The vendor on ``store``, served by ``binding``: the three ``PAIRS``."""
+    client = await served_app(vendor)
+    resp = await client.get("/.well-known/vrm")
+    assert resp.status == 200
+    yield Inbox(client, vendor, await resp.json(), store)
+
+
+@pytest.fixture
+async def aiohttp_inbox(vendor: Vendor, store: str, aiohttp_client: Any
+                        ) -> AsyncIterator[Inbox]:
+    """The inbox behind aiohttp and ``GuardedAppRunner`` only, for tests of the guard."""
     client = await aiohttp_client(GuardedTestServer(vrm_app(vendor, limits=LIMITS)))
     resp = await client.get("/.well-known/vrm")
     assert resp.status == 200
@@ -365,6 +518,7 @@ def request_head(length: int | None, ctype: str = "application/jose+json", *,
             f"{framing}\r\n\r\n").encode("latin-1")
 
 
-__all__ = ["Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
+__all__ = ["UvicornServer", "HttpClient", "asgi_mounts", "BINDINGS", "STORES", "PAIRS",
+           "Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
            "timedelta", "GuardedTestServer", "SERVER_LIMITS", "Exchange", "exchange",
            "request_head", "database_snapshot", "crm_records", "table_rows"]

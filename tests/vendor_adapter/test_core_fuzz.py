@@ -9,9 +9,10 @@ Three layers, each with its own oracle:
   protected headers, and fuzzed envelopes (ids, types, times, addressees,
   bodies). The outcome must be exactly the one PROTOCOL.md §4 prescribes, so
   nothing malformed is ever accepted;
-- the aiohttp layer, through a real server on 127.0.0.1 (served the way
-  ``vrm-vendor serve`` serves), with arbitrary methods, paths and header
-  fields: never a 5xx, never an error logged by the adapter.
+- each HTTP binding, through a real server on 127.0.0.1 (aiohttp served the
+  way ``vrm-vendor serve`` serves; the ASGI app through uvicorn), with
+  arbitrary methods, paths and header fields: never a 5xx, never an error
+  logged by the adapter or the server.
 
 A 503 fails too: the adapter answers 503 only when it caught a bug (or its
 database failed), and here neither should happen.
@@ -40,7 +41,9 @@ import protocol
 from vendor_adapter import SUPPORTED_TYPES, InboxCore, Outcome, Vendor
 from vendor_adapter.aiohttp import InboxLimits, ServerLimits, serve, vrm_app
 
-from .conftest import PASSPHRASE, Person, now
+from vendor_adapter import asgi as vrm_asgi
+
+from .conftest import BINDINGS, PASSPHRASE, Person, UvicornServer, now
 
 #: Examples per test in the default run (CI runs exactly the README's command).
 #: In all, about 3,700 cases; the file takes about 30 s on a 2-core machine.
@@ -463,7 +466,7 @@ def test_fuzzed_envelopes(related: tuple[Vendor, Person], mutation: tuple[str, A
     _fuzz_envelope(related, mutation)
 
 
-# --- (c) the aiohttp layer, through a real server ----------------------------------------
+# --- (c) each HTTP binding, through a real server ----------------------------------------
 
 TOKEN = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #: Framing is ours to set, so that every case ends without waiting on a timeout.
@@ -485,15 +488,25 @@ header_values = st.sampled_from(["application/jose+json", "application/jose+json
     | st.text(latin1, max_size=60)
 
 
-@pytest.fixture(scope="module")
-def http_server(fuzz_vendor: tuple[Vendor, Person]) -> Iterator[tuple[Any, str, int]]:
+@pytest.fixture(scope="module", params=BINDINGS)
+def http_server(request: Any, fuzz_vendor: tuple[Vendor, Person]
+                ) -> Iterator[tuple[Any, str, int]]:
+    """The fuzz vendor behind a real server: aiohttp through GuardedAppRunner, or
+    the ASGI app through uvicorn (the cases run once per binding)."""
     loop = asyncio.new_event_loop()
-    runner = loop.run_until_complete(serve(
-        vrm_app(fuzz_vendor[0], limits=InboxLimits(body_timeout=5.0)), port=0,
-        access_log=None, limits=ServerLimits(header_timeout=5.0)))
-    host, port = runner.addresses[0][:2]
-    yield loop, host, port
-    loop.run_until_complete(runner.cleanup())
+    limits = InboxLimits(body_timeout=5.0)
+    if request.param == "aiohttp":
+        runner = loop.run_until_complete(serve(
+            vrm_app(fuzz_vendor[0], limits=limits), port=0,
+            access_log=None, limits=ServerLimits(header_timeout=5.0)))
+        host, port = runner.addresses[0][:2]
+        yield loop, host, port
+        loop.run_until_complete(runner.cleanup())
+    else:
+        server = loop.run_until_complete(
+            UvicornServer(vrm_asgi.vrm_app(fuzz_vendor[0], limits=limits)).start())
+        yield loop, server.host, server.port
+        loop.run_until_complete(server.close())
     loop.close()
 
 
@@ -544,7 +557,7 @@ def test_the_http_layer_with_arbitrary_methods_and_headers(
     assert status < 500, answer[:500]
     failures = [record for record in caplog.records
                 if record.levelno >= logging.ERROR and (
-                    record.name.startswith(("vendor_adapter", "asyncio"))
+                    record.name.startswith(("vendor_adapter", "asyncio", "uvicorn"))
                     or record.getMessage().startswith("Unhandled exception"))]
     assert not failures, [record.getMessage() for record in failures]
 

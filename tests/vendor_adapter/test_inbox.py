@@ -1,4 +1,8 @@
-"""Every inbox outcome, through the real HTTP interface, receipts verified with jwcrypto."""
+"""Every inbox outcome, through the real HTTP interface, receipts verified with jwcrypto.
+
+Every test runs against both bindings and both stores, in three pairs
+(conftest.py): aiohttp and the ASGI app behind a real uvicorn server, each on
+SQLite, and aiohttp on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import pytest
 
 import protocol
 from vendor_adapter import Vendor
-from vendor_adapter.aiohttp import vrm_app
 
 from .conftest import (
     JOSE,
@@ -136,11 +139,11 @@ async def test_first_message_must_be_a_relationship_request(inbox: Inbox) -> Non
     assert inbox.crm() == ([], [], [], [])
 
 
-async def test_vendor_hook_may_refuse_a_relationship(store: str, aiohttp_client) -> None:
+async def test_vendor_hook_may_refuse_a_relationship(store: str, served_app) -> None:
     refused = Vendor.open(store, name="Picky", passphrase=PASSPHRASE,
                           accept_relationship=lambda request: "we only serve Belgium")
     try:
-        client = await aiohttp_client(vrm_app(refused))
+        client = await served_app(refused)
         doc = await (await client.get("/.well-known/vrm")).json()
         inbox = Inbox(client, refused, doc, store)
         person = inbox.person()
@@ -176,11 +179,11 @@ async def test_vendor_to_agent_types_are_not_taken_at_the_inbox(inbox: Inbox, ty
 
 
 async def test_the_inbox_takes_only_the_types_the_vendor_lists(store: str,
-                                                               aiohttp_client) -> None:
+                                                               served_app) -> None:
     vendor = Vendor.open(store, name="Narrow", passphrase=PASSPHRASE,
                          types=("relationship.request", "contact.update"))
     try:
-        client = await aiohttp_client(vrm_app(vendor))
+        client = await served_app(vendor)
         discovery = await (await client.get("/.well-known/vrm")).json()
         assert discovery["types"] == ["relationship.request", "contact.update"]
         narrow = Inbox(client, vendor, discovery, store)
@@ -413,7 +416,7 @@ async def test_end_cancels_open_leads_and_drops_queued_offers(inbox: Inbox, eras
 
 
 async def test_a_repeated_request_restates_what_the_person_shares(store: str,
-                                                                 aiohttp_client) -> None:
+                                                                 served_app) -> None:
     """From an active DID, relationship.request replaces the profile and the terms
     with exactly what it states; the hook is not asked again (the relationship
     exists); preferences, leads and feedback stay."""
@@ -426,8 +429,9 @@ async def test_a_repeated_request_restates_what_the_person_shares(store: str,
     vendor = Vendor.open(store, name="Hooked", passphrase=PASSPHRASE,
                          accept_relationship=hook)
     try:
-        client = await aiohttp_client(vrm_app(vendor))
-        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(), store)
+        client = await served_app(vendor)
+        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(),
+                      store)
         person = inbox.person()
         await share_everything(inbox, person, offer=False)
         first = vendor.crm.contacts()[0]
@@ -474,12 +478,13 @@ class Clock:
 
 
 @pytest.fixture
-async def clocked(store: str, aiohttp_client) -> AsyncIterator[tuple[Inbox, Clock]]:
+async def clocked(store: str, served_app) -> AsyncIterator[tuple[Inbox, Clock]]:
     clock = Clock(now())
     vendor = Vendor.open(store, name="Clocked", passphrase=PASSPHRASE, clock=clock)
     try:
-        client = await aiohttp_client(vrm_app(vendor))
-        yield Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(), store), clock
+        client = await served_app(vendor)
+        yield (Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(),
+                     store), clock)
     finally:
         vendor.close()
 
@@ -589,16 +594,13 @@ async def test_offers_refused_for_unknown_cancelled_or_ended(inbox: Inbox) -> No
         await inbox.vendor.make_offer(lead_id, summary="x")
 
 
-async def test_subapps_serve_several_vendors_in_one_process(tmp_path, aiohttp_client) -> None:
-    from aiohttp import web
+async def test_subapps_serve_several_vendors_in_one_process(tmp_path, served_app) -> None:
     shared = str(tmp_path / "shared.db")
     vendors = [Vendor.open(shared, name=f"shop{i}", passphrase=PASSPHRASE) for i in range(3)]
     vendors.append(Vendor.open(str(tmp_path / "own.db"), name="own", passphrase=PASSPHRASE))
     try:
-        app = web.Application()
-        for i, v in enumerate(vendors):
-            app.add_subapp(f"/v/{i}", vrm_app(v))
-        client = await aiohttp_client(app)
+        # Mounted side by side: aiohttp sub-apps, or Starlette Mounts of the ASGI app.
+        client = await served_app({f"/v/{i}": v for i, v in enumerate(vendors)})
         for i, v in enumerate(vendors):
             doc = await (await client.get(f"/v/{i}/.well-known/vrm")).json()
             assert doc["id"] == v.did

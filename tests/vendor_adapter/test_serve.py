@@ -5,6 +5,7 @@ servers on 127.0.0.1, spoken to by hand."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from aiohttp import ClientSession, web
 
 import protocol
-from vendor_adapter import Vendor
+from vendor_adapter import Vendor, _serve
 from vendor_adapter.aiohttp import GuardedAppRunner, ServerLimits, serve, vrm_app
 
 from .conftest import JOSE, Person, exchange, request_head, verify_receipt
@@ -236,7 +237,9 @@ async def test_a_websocket_through_the_guard_ends_when_its_client_does() -> None
 
 
 def test_limits_must_make_sense() -> None:
-    for bad in ({"header_timeout": 0}, {"idle_timeout": -1}, {"max_connections": 0}):
+    for bad in ({"header_timeout": 0}, {"idle_timeout": -1}, {"max_connections": 0},
+                {"write_timeout": 0}, {"max_connections_per_client": 0}, {"max_pipelined": 0},
+                {"max_queued_bytes": 0}):
         with pytest.raises(ValueError):
             ServerLimits(**bad)
 
@@ -248,4 +251,68 @@ def test_the_aiohttp_internals_the_guard_reads_are_there() -> None:
     for klass in web.RequestHandler.__mro__:
         slots.update(getattr(klass, "__slots__", ()))
     assert {"_request_count", "_messages", "_waiter", "_request_in_progress",
-            "_upgraded"} <= slots
+            "_upgraded", "_max_msg_queue_size", "_msg_queue_resume_size"} <= slots
+
+
+async def test_a_client_that_never_reads_is_dropped_by_the_event_loop_timer(
+        vendor: Vendor, monkeypatch: Any) -> None:
+    # Without TCP_USER_TIMEOUT (not Linux), the guard's own timer drops a client
+    # whose answers fill the send buffer: here 2,000 pipelined requests, a tiny
+    # receive window, and nothing read. (With it, the kernel may drop it first:
+    # tests/vendor_adapter/test_cli_serve.py.)
+    monkeypatch.setattr(_serve, "_kernel_write_timeout", lambda transport, seconds: None)
+    server = await started(vendor, write_timeout=0.5, max_queued_bytes=1024, max_pipelined=4)
+    stats = server.runner.stats
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (server.host, server.port))
+        get = b"GET /.well-known/vrm HTTP/1.1\r\nHost: vendor.test\r\n\r\n"
+        sending = asyncio.ensure_future(loop.sock_sendall(sock, get * 2000))
+        for _ in range(1500):  # the server aborts it (a bounded while)
+            if stats.write_timeouts:
+                break
+            await asyncio.sleep(0.02)
+        assert stats.write_timeouts == 1
+        await settled(stats, 0)
+        assert stats.open == 0
+        sending.cancel()
+        await server.still_serves()
+    finally:
+        sock.close()
+        await server.runner.cleanup()
+
+
+async def test_connections_per_client_address_are_capped(vendor: Vendor) -> None:
+    server = await started(vendor, max_connections_per_client=3, header_timeout=5.0)
+    stats = server.runner.stats
+    try:
+        held = [(await asyncio.open_connection(server.host, server.port))[1] for _ in range(3)]
+        await settled(stats, 3)
+        refused = await exchange(server.host, server.port, b"", [])
+        assert refused.status == 503 and b"\r\nRetry-After: 5\r\n" in refused.answer
+        assert (stats.refused, stats.refused_per_client) == (1, 1)
+        for writer in held:
+            writer.close()
+        await settled(stats, 0)
+        await server.still_serves()  # the address's places are free again
+    finally:
+        await server.runner.cleanup()
+
+
+@pytest.mark.parametrize("peer, client", [
+    (("192.0.2.7", 5000), "192.0.2.7"),
+    (("::ffff:192.0.2.7", 5000, 0, 0), "192.0.2.7"),
+    (("2001:db8:1:2:aaaa::1", 5000, 0, 0), "2001:db8:1:2::/64"),
+    (("2001:db8:1:2:bbbb::9", 5000, 0, 0), "2001:db8:1:2::/64"),
+    (("fe80::1%eth0", 5000, 0, 2), "fe80::/64"),
+    ("", None),
+])
+def test_the_per_client_cap_counts_ipv4_addresses_and_ipv6_64s(peer: Any, client: Any) -> None:
+    class Transport(asyncio.BaseTransport):
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return peer if name == "peername" else default
+
+    assert _serve._client_of(Transport()) == client
