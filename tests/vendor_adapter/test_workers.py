@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -282,3 +283,50 @@ def test_the_agents_retry_lands_once_after_a_worker_is_killed_mid_write(
     assert contact["locality"] == "Hamburg"
     assert json.loads(contact["message_counts"])["contact.update"] == 1
     assert f"worker {worker} exited" in serve.stop()
+
+
+def workers_of(pid: int) -> list[list[str]]:
+    """The command lines of the processes whose parent is ``pid``."""
+    commands = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    commands.append(cmdline.read().decode().split("\0")[:-1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return commands
+
+
+def served_or_refused(url: str, source: str) -> tuple[socket.socket, bytes]:
+    """A connection from ``source`` that asks for the discovery document, kept
+    open; what came back on it first."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30, source_address=(source, 0))
+    sock.sendall(b"GET /.well-known/vrm HTTP/1.1\r\nHost: vendor.test\r\n\r\n")
+    return sock, sock.recv(65536)
+
+
+async def test_every_worker_gets_the_server_limits(dsn: str, serves: Any) -> None:
+    limits = ["--max-connections-per-client", "1", "--write-timeout", "7",
+              "--max-pipelined", "3", "--max-queued-bytes", "8192"]
+    serve = serves(dsn, "--workers", "2", *limits)
+    commands = await asyncio.to_thread(wait_for, lambda: (
+        found if len(found := workers_of(serve.proc.pid)) == 2 else None))
+    for command in commands:
+        for option, value in zip(limits[::2], limits[1::2]):
+            assert command[command.index(option) + 1] == value, command
+        assert command[-3] == "--name=Bikes4U" and command[-2] == "--listen-fd"
+    # One client address: each worker serves it one connection, so of six held
+    # open at once, at most two are served and the others are refused (503).
+    held = [await asyncio.to_thread(served_or_refused, serve.url, "127.0.0.9")
+            for _ in range(6)]
+    answers = [first.split(b" ", 2)[1] for _, first in held]
+    assert answers.count(b"200") <= 2 and answers.count(b"503") >= 4, answers
+    for sock, _ in held:
+        sock.close()
+    assert "Traceback" not in serve.stop()
