@@ -197,7 +197,9 @@ def postgres_sampler(dsn: str, serve_pid: int) -> Sampler:
 def _serve(db: str, workers: int, name: str) -> tuple[subprocess.Popen[str], str]:
     serve = subprocess.Popen(
         [sys.executable, "-m", "vendor_adapter.cli", "serve", "--db", db, "--port", "0",
-         "--name", name, "--workers", str(workers), "--max-connections", "4000"],
+         # A fresh vendor for each run, beside the earlier runs' (--new-vendor).
+         "--name", name, "--new-vendor", "--workers", str(workers),
+         "--max-connections", "4000"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "VRM_VENDOR_PASSPHRASE": "x"})
     assert serve.stdout is not None
