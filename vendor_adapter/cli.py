@@ -8,6 +8,11 @@ The vendor key is sealed in the database with a passphrase read from the
 environment variable VRM_VENDOR_PASSPHRASE (never from the command line,
 where other users could read it in the process list). The same holds for the
 forwarding secrets: VRM_VENDOR_WEBHOOK_SECRET and VRM_VENDOR_SCIM_TOKEN.
+
+``--db`` is a SQLite file or a PostgreSQL URI (``postgresql://user@host/db``;
+its password from the URI, PGPASSWORD or ~/.pgpass, and never printed).
+``serve --workers N`` runs N inbox processes on one port (PostgreSQL only);
+``migrate`` copies a vendor from one database to another, key included.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import protocol
 from ._errors import NotAVendorDatabase, VendorAdapterError, VendorNotFound
 from ._identity import PASSPHRASE_ENV
 from ._mapping import MAPPINGS
+from ._store import is_dsn
 from ._vendor import Vendor
 
 __all__ = ["main"]
@@ -80,7 +86,7 @@ class _Parser(argparse.ArgumentParser):
 
 #: What to say when a required argument is missing, by its name in argparse's message.
 _MISSING = {
-    "COMMAND": "name a command: serve, crm, offer, offers, offer withdraw or forward",
+    "COMMAND": "name a command: serve, crm, offer, offers, offer withdraw, forward or migrate",
     "ACTION": "name what to do: status or retry",
     "OFFER": "name the offer to withdraw; `vrm-vendor offers` lists them",
     "KIND": "name the records to list: " + ", ".join(sorted(_TABLE_COLUMNS)),
@@ -143,7 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the discovery document and the inbox")
-    serve.add_argument("--db", required=True, help="the vendor database (created on first run)")
+    serve.add_argument("--db", required=True,
+                       help="the vendor database: a SQLite file (created on first run) or a "
+                            "postgresql:// URI (the schema is created on first run)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="the address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080,
@@ -160,7 +168,8 @@ def _parser() -> argparse.ArgumentParser:
                             "take longer (default: 10)")
     serve.add_argument("--max-connections", type=_positive("--max-connections", int),
                        metavar="N", help="answer 503 to connections beyond this many "
-                                         "(default: 1000, or fewer if the open-file limit is low)")
+                                         "per worker (default: 1000, or fewer if the open-file "
+                                         "limit is low)")
     serve.add_argument("--forward-webhook", action="append", default=[], metavar="URL",
                        help="POST every CRM event to URL as a Standard Webhook, signed with "
                             f"the whsec_ secret in ${WEBHOOK_SECRET_ENV} (repeatable)")
@@ -170,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections-per-client", metavar="N",
                        type=_positive("--max-connections-per-client", int),
                        help="answer 503 to connections beyond this many from one client "
-                            "address, an IPv6 client's /64 (default: 100)")
+                            "address, an IPv6 client's /64, per worker (default: 100)")
     serve.add_argument("--write-timeout", type=_positive("--write-timeout", float),
                        metavar="SECONDS",
                        help="drop a client that reads none of its answers for this long "
@@ -185,11 +194,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--new-vendor", action="store_true",
                        help="add the vendor named by --name to a database that holds other "
                             "vendors (never done without it)")
+    serve.add_argument("--workers", type=_positive("--workers", int), default=1, metavar="N",
+                       help="inbox processes sharing the port (above 1 needs a PostgreSQL "
+                            "--db; default: 1)")
+    # A worker started by `serve --workers N`: the socket it inherited.
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
 
     crm = commands.add_parser("crm", help="list CRM records")
     crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS), metavar="KIND",
                      help="one of: " + ", ".join(sorted(_TABLE_COLUMNS)))
-    crm.add_argument("--db", required=True)
+    crm.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URI")
     crm.add_argument("--name", help="the vendor, if the database holds several")
     crm.add_argument("--json", action="store_true", help="print a JSON array")
     crm.add_argument("--mapping", choices=sorted(MAPPINGS), default="default",
@@ -240,6 +254,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="the target's URL (default: every target)")
     retry.add_argument("--db", required=True)
     retry.add_argument("--name", help="the vendor, if the database holds several")
+
+    migrate = commands.add_parser(
+        "migrate", help="copy a vendor (key, DID, ledger, CRM, queued offers) to another "
+                        "database, e.g. from SQLite to PostgreSQL")
+    migrate.add_argument("--from", dest="source", required=True, metavar="DB",
+                         help="the database the vendor is in (a SQLite file or a URI)")
+    migrate.add_argument("--to", dest="target", required=True, metavar="DB",
+                         help="the database to copy it to (postgresql://...)")
+    migrate.add_argument("--name", help="the vendor, if --from holds several")
     return parser
 
 
@@ -269,8 +292,16 @@ def _passphrase() -> str:
     return passphrase
 
 
+def _shown(db: str) -> str:
+    """What a message calls ``--db``: the file path, or the URI without its password."""
+    if not is_dsn(db):
+        return db
+    from ._store_postgres import redact
+    return redact(db)
+
+
 def _open_existing(args: argparse.Namespace) -> Vendor:
-    if not os.path.isfile(args.db):
+    if not is_dsn(args.db) and not os.path.isfile(args.db):
         raise CliError(f"there is no vendor database at {args.db}; "
                        f"create it with `vrm-vendor serve --db {args.db}`")
     return Vendor.open(args.db, name=args.name, passphrase=_passphrase(), create=False)
@@ -279,14 +310,19 @@ def _open_existing(args: argparse.Namespace) -> Vendor:
 # --- commands -----------------------------------------------------------------------
 
 def _open_for_serving(args: argparse.Namespace, forward: list[Any]) -> Vendor:
-    """The vendor ``serve`` serves. A missing or empty ``--db`` is created with a
-    new vendor. A non-empty file must already hold a vendor (any other SQLite
-    file is refused, untouched), and a vendor is added to it, with a key of its
-    own, only with ``--new-vendor``. Names match case-insensitively. Nothing is
-    left behind when a new file cannot be made a vendor database."""
+    """The vendor ``serve`` serves. A missing or empty ``--db`` file is created
+    with a new vendor. A non-empty file must already hold a vendor (any other
+    SQLite file is refused, untouched). A PostgreSQL database that holds no
+    vendor (no vendor tables, or none in them) is a new one: a database is made
+    for the adapter with ``createdb``, and the adapter's tables are created in
+    it (a table of another application with one of their names is refused,
+    with nothing created). On either store a vendor is added beside others,
+    with a key of its own, only with ``--new-vendor``; names match
+    case-insensitively. Nothing is left behind when a new file cannot be made a
+    vendor database."""
     passphrase = _passphrase()
     path = args.db
-    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+    if not is_dsn(path) and (not os.path.isfile(path) or os.path.getsize(path) == 0):
         created = not os.path.exists(path)
         try:
             return Vendor.open(path, name=args.name, passphrase=passphrase, forward=forward)
@@ -300,19 +336,52 @@ def _open_for_serving(args: argparse.Namespace, forward: list[Any]) -> Vendor:
         return Vendor.open(path, name=args.name, passphrase=passphrase, create=False,
                            forward=forward)
     except NotAVendorDatabase:
-        raise CliError(f"{path} is not a vendor database (it holds no vendor); point --db at "
-                       "a new file, or at one that `vrm-vendor serve` made") from None
+        if not is_dsn(path):
+            raise CliError(f"{path} is not a vendor database (it holds no vendor); point "
+                           "--db at a new file, or at one that `vrm-vendor serve` made") from None
     except VendorNotFound:
         if args.name is None:  # several vendors, and none named: the message says so
             raise
         if not args.new_vendor:
-            raise CliError(f"{path} holds no vendor named {args.name!r}; to add one, with a "
-                           "key of its own, add --new-vendor") from None
+            raise CliError(f"{_shown(path)} holds no vendor named {args.name!r}; to add one, "
+                           "with a key of its own, add --new-vendor") from None
     return Vendor.open(path, name=args.name, passphrase=passphrase, forward=forward)
 
 
+def _serve_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``serve --workers N``: create the vendor once, bind, start the workers."""
+    from ._workers import bind, supervise
+
+    if not is_dsn(args.db):
+        raise CliError("--workers above 1 needs a PostgreSQL database in --db "
+                       "(postgresql://...): a SQLite file has one writer process")
+    if args.forward_webhook or args.forward_scim:
+        raise CliError("--forward-webhook and --forward-scim need --workers 1: one relay "
+                       "delivers a database's forwarding queue (several would deliver twice)")
+    # The vendor is opened (or created, by serve's rules) once, here; the workers
+    # then find it (by its exact name).
+    with _open_for_serving(args, []) as vendor:
+        name, did = vendor.name, vendor.did
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: "
+                       f"{exc.strerror or exc}") from None
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(args.public_url.rstrip("/") if args.public_url else f"http://{host}:{port}",
+          flush=True)
+    print(f"vendor {name!r} ({did}) is listening with {args.workers} workers; "
+          "stop with Ctrl-C", file=sys.stderr, flush=True)
+    # Each worker gets this command line, with every option (the server limits
+    # too); the last --name pins the vendor just opened, by its exact name (in
+    # one word: a name may start with "-").
+    worker_argv = [*argv, f"--name={name}"]
+    return supervise(sock, worker_argv, args.workers)
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    from .aiohttp import ServerLimits, serve, vrm_app
+    from .aiohttp import GuardedAppRunner, ServerLimits, serve, vrm_app
 
     chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections,
               "max_connections_per_client": args.max_connections_per_client,
@@ -322,24 +391,34 @@ async def _serve(args: argparse.Namespace) -> None:
     vendor = _open_for_serving(args, _forward_targets(args))
     try:
         await vendor.forwarding.start()  # delivers what an earlier run left queued
+        app = vrm_app(vendor, public_base_url=args.public_url)
+        if args.listen_fd is not None:  # a worker of `serve --workers N`
+            from aiohttp import web
+
+            from ._workers import inherited
+            runner = GuardedAppRunner(app, limits=limits, access_log=None,
+                                      handle_signals=False)
+            await runner.setup()
+            await web.SockSite(runner, inherited(args.listen_fd)).start()
+        else:
+            try:
+                runner = await serve(app, host=args.host, port=args.port, limits=limits,
+                                     access_log=None, handle_signals=False)
+            except OSError as exc:
+                raise CliError(f"cannot listen on {args.host}:{args.port}: "
+                               f"{exc.strerror or exc}") from None
         try:
-            runner = await serve(vrm_app(vendor, public_base_url=args.public_url),
-                                 host=args.host, port=args.port, limits=limits,
-                                 access_log=None, handle_signals=False)
-        except OSError as exc:
-            raise CliError(f"cannot listen on {args.host}:{args.port}: "
-                           f"{exc.strerror or exc}") from None
-        try:
-            port = runner.addresses[0][1] if runner.addresses else args.port
-            host = f"[{args.host}]" if ":" in args.host else args.host
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-            print(args.public_url.rstrip("/") if args.public_url else f"http://{host}:{port}",
-                  flush=True)
-            print(f"vendor {vendor.name!r} ({vendor.did}) is listening; stop with Ctrl-C",
-                  file=sys.stderr, flush=True)
+            if args.listen_fd is None:
+                port = runner.addresses[0][1] if runner.addresses else args.port
+                host = f"[{args.host}]" if ":" in args.host else args.host
+                print(args.public_url.rstrip("/") if args.public_url
+                      else f"http://{host}:{port}", flush=True)
+                print(f"vendor {vendor.name!r} ({vendor.did}) is listening; stop with Ctrl-C",
+                      file=sys.stderr, flush=True)
             await stop.wait()
         finally:
             await runner.cleanup()
@@ -508,17 +587,37 @@ def _offers(args: argparse.Namespace) -> None:
     Console(highlight=False, emoji=False).print(table)
 
 
+def _migrate(args: argparse.Namespace) -> None:
+    from ._migrate import copy_vendor
+
+    if os.path.realpath(args.source) == os.path.realpath(args.target) or \
+            args.source == args.target:
+        raise CliError("--from and --to name the same database")
+    if not is_dsn(args.source) and not os.path.isfile(args.source):
+        raise CliError(f"there is no vendor database at {args.source}")
+    copied = copy_vendor(args.source, args.target, name=args.name, passphrase=_passphrase())
+    print(copied.did)
+    counts = ", ".join(f"{n} {table}" for table, n in copied.rows.items())
+    print(f"vendor {copied.name!r} ({copied.did}) is copied to {copied.target} ({counts}); "
+          f"serve it from there with `vrm-vendor serve --db ...`", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(_joined(sys.argv[1:] if argv is None else argv))
+        args = _parser().parse_args(_joined(argv))
     except UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
     try:
         if args.command == "serve":
+            if args.workers > 1 and args.listen_fd is None:
+                return _serve_workers(args, argv)
             asyncio.run(_serve(args))
         elif args.command == "crm":
             _crm(args)
+        elif args.command == "migrate":
+            _migrate(args)
         elif args.command == "forward":
             _forward(args)
         elif args.command == "offers":
