@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ import protocol
 from agent._delivery import classify
 from agent._http import HttpAnswer
 from vendor_adapter import Outcome, Vendor
+from vendor_adapter._store_sqlite import connect
 
 
 def _now() -> datetime:
@@ -93,7 +93,7 @@ def _measure(vendor: Vendor, rounds: int) -> dict[str, float]:
 def _ledger_us(vendor: Vendor, make: Callable[..., bytes], count: int) -> float:
     """The ledger's CPU per contact.update, from related people, in one transaction."""
     core, people = vendor.core, [protocol.SigningKey.generate() for _ in range(count)]
-    conn = sqlite3.connect(vendor.db_path, isolation_level=None)
+    conn = connect(vendor.db_path)  # a connection as the writer's (``_store.Tx``)
     try:
         requests = [core.verify(protocol.sign(protocol.RelationshipRequest(
             id=protocol.new_message_id(), sender=key.did, to=vendor.did, created=_now(),

@@ -10,6 +10,10 @@ CRM, or the vendor's own sink), and answers with receipts the vendor signs.
     vendor = Vendor.open("crm.db", name="Bikes4U", passphrase="secret")
     app.add_subapp("/vrm", vrm_app(vendor))
 
+The database is a SQLite file (the embedded default) or a PostgreSQL URI
+(``Vendor.open("postgresql://user@host/db", ...)``, for many inbox processes
+on one database); the rules are the same code on both (``_store``).
+
 The core (``InboxCore``, and the HTTP rules in ``_http``) is framework-free:
 bytes and a content type in, status, content type and bytes out.
 ``vendor_adapter.aiohttp`` and ``vendor_adapter.asgi`` (FastAPI, Starlette,

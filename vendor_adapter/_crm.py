@@ -1,8 +1,11 @@
-"""The built-in CRM in SQLite: contacts, leads, activities and feedback.
+"""The built-in CRM: contacts, leads, activities and feedback.
 
 ``SqliteCrm`` is the default :class:`CrmSink` (it writes, in the writer
 thread); ``CrmView`` reads the records back for one vendor (``vendor.crm``).
-Each message type has one small handler, chosen from a table.
+Each message type has one small handler, chosen from a table. Despite its
+name (kept for compatibility) it writes to either store, SQLite or
+PostgreSQL: its SQL is the one both engines share, and the few JSON
+fragments that differ come from ``conn.dialect`` (``_store.Dialect``).
 
 The records:
 
@@ -27,15 +30,15 @@ tombstone and the vendor's evidence that it was asked (see ``SqliteCrm._erase``)
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import protocol
 
-from ._database import Database, loads_json
+from ._database import loads_json
 from ._mapping import DEFAULT, FieldMapping, flatten
 from ._sink import CrmEvent, RecordRef
+from ._store import Store, Tx
 
 __all__ = ["SqliteCrm", "CrmView", "nps_class", "TOMBSTONE_COLUMNS"]
 
@@ -56,8 +59,6 @@ _JSON_CONTACT = {"channels": None, "terms": None, "message_counts": {},
 _BOOL_CONTACT = ("marketing", "erased")
 #: The profile columns, then shared_fields (as stored).
 _PROFILE_SELECT = ", ".join((*_PROFILE_COLUMNS.values(), "shared_fields"))
-#: UPDATE ... RETURNING needs SQLite 3.35.
-_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 def nps_class(score: int) -> str:
@@ -76,7 +77,7 @@ class SqliteCrm:
     def __init__(self, *, customer_id: Callable[[int], str] = lambda n: f"C{n:06d}") -> None:
         #: How the vendor's own customer ids are made from the contact's row id.
         self.customer_id = customer_id
-        self._handlers: dict[str, Callable[[sqlite3.Connection, CrmEvent, int], RecordRef]] = {
+        self._handlers: dict[str, Callable[[Tx, CrmEvent, int], RecordRef]] = {
             "contact.update": self._contact_update,
             "intent": self._intent,
             "intent.cancel": self._intent_cancel,
@@ -87,7 +88,7 @@ class SqliteCrm:
 
     # --- CrmSink -----------------------------------------------------------------
 
-    def apply(self, conn: sqlite3.Connection, event: CrmEvent) -> RecordRef:
+    def apply(self, conn: Tx, event: CrmEvent) -> RecordRef:
         received = protocol.format_time(event.received)
         if event.message.type == "relationship.request":
             contact_id, ref = self._request(conn, event, received)
@@ -107,7 +108,7 @@ class SqliteCrm:
             self._count(conn, contact_id, event.message.type, received)
         return ref
 
-    def _contact_id(self, conn: sqlite3.Connection, event: CrmEvent) -> int:
+    def _contact_id(self, conn: Tx, event: CrmEvent) -> int:
         if event.relationship and isinstance(event.relationship.get("contact"), int):
             return event.relationship["contact"]  # type: ignore[return-value]
         row = conn.execute("SELECT id FROM contact WHERE vendor = ? AND did = ?",
@@ -118,25 +119,23 @@ class SqliteCrm:
                 message_id=event.message.id, message_type=event.message.type)
         return row[0]
 
-    def _count(self, conn: sqlite3.Connection, contact_id: int, type_: str, when: str) -> None:
-        conn.execute(
-            "UPDATE contact SET message_counts = json_set(message_counts, ?, "
-            "coalesce(json_extract(message_counts, ?), 0) + 1), updated = ? WHERE id = ?",
-            (f'$."{type_}"', f'$."{type_}"', when, contact_id))
+    def _count(self, conn: Tx, contact_id: int, type_: str, when: str) -> None:
+        counts, params = conn.dialect.json_increment("message_counts", type_)
+        conn.execute(f"UPDATE contact SET message_counts = {counts}, updated = ? WHERE id = ?",
+                     (*params, when, contact_id))
 
     # --- one handler per type -------------------------------------------------------
 
-    def _request(self, conn: sqlite3.Connection, event: CrmEvent, when: str
+    def _request(self, conn: Tx, event: CrmEvent, when: str
                  ) -> tuple[int, RecordRef]:
         body = event.message.body
         profile = body.profile.to_wire() if body.profile is not None else {}
         row = conn.execute("SELECT id FROM contact WHERE vendor = ? AND did = ?",
                            (event.vendor, event.sender)).fetchone()
         if row is None:
-            cursor = conn.execute(
-                "INSERT INTO contact (vendor, did, created, updated) VALUES (?, ?, ?, ?)",
-                (event.vendor, event.sender, when, when))
-            contact_id = int(cursor.lastrowid)  # type: ignore[arg-type]
+            contact_id = conn.execute(
+                "INSERT INTO contact (vendor, did, created, updated) VALUES (?, ?, ?, ?) "
+                "RETURNING id", (event.vendor, event.sender, when, when)).fetchone()[0]
             conn.execute("UPDATE contact SET customer_id = ? WHERE id = ?",
                          (self.customer_id(contact_id), contact_id))
         else:
@@ -153,7 +152,7 @@ class SqliteCrm:
                                    (contact_id,)).fetchone()[0]
         return contact_id, {"contact": contact_id, "customer_id": customer_id}
 
-    def _patch_profile(self, conn: sqlite3.Connection, contact_id: int,
+    def _patch_profile(self, conn: Tx, contact_id: int,
                        changes: dict[str, Any], *, replace: bool = False) -> None:
         """JSON Merge Patch (RFC 7386) of the profile onto the contact's columns."""
         flat = flatten(changes)
@@ -165,17 +164,13 @@ class SqliteCrm:
         if replace:  # a (re-)request states the whole shared profile
             sets = {column: sets.get(column) for column in _PROFILE_COLUMNS.values()}
         # The profile columns as they are now, and shared_fields as it was: one
-        # statement (UPDATE ... RETURNING) where SQLite has it.
-        if sets and _RETURNING:
+        # statement (UPDATE ... RETURNING).
+        if sets:
             assignments = ", ".join(f"{column} = ?" for column in sets)
             row = conn.execute(f"UPDATE contact SET {assignments} WHERE id = ? "
                                f"RETURNING {_PROFILE_SELECT}", (*sets.values(), contact_id)
                                ).fetchone()
         else:
-            if sets:
-                assignments = ", ".join(f"{column} = ?" for column in sets)
-                conn.execute(f"UPDATE contact SET {assignments} WHERE id = ?",
-                             (*sets.values(), contact_id))
             row = conn.execute(f"SELECT {_PROFILE_SELECT} FROM contact WHERE id = ?",
                                (contact_id,)).fetchone()
         # Which profile fields the person shares: those that hold a value now.
@@ -189,32 +184,33 @@ class SqliteCrm:
             conn.execute("UPDATE contact SET shared_fields = ? WHERE id = ?",
                          (shared_json, contact_id))
 
-    def _contact_update(self, conn: sqlite3.Connection, event: CrmEvent,
+    def _contact_update(self, conn: Tx, event: CrmEvent,
                         contact_id: int) -> RecordRef:
         self._patch_profile(conn, contact_id, event.message.body.changes.to_wire())
         return {"contact": contact_id}
 
-    def _intent(self, conn: sqlite3.Connection, event: CrmEvent, contact_id: int) -> RecordRef:
+    def _intent(self, conn: Tx, event: CrmEvent, contact_id: int) -> RecordRef:
         body, when = event.message.body, protocol.format_time(event.received)
         budget = body.budget
-        cursor = conn.execute(
+        (lead_id,) = conn.execute(
             "INSERT INTO lead (vendor, contact_id, did, message_id, summary, category, quantity,"
             " budget_max, budget_currency, needed_by, location, valid_until, status, created,"
-            " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+            " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?) RETURNING id",
             (event.vendor, contact_id, event.sender, event.message.id, body.summary,
              body.category, body.quantity, budget.max if budget else None,
              budget.currency if budget else None,
              body.needed_by.isoformat() if body.needed_by else None,
              _json(body.location.to_wire()) if body.location else None,
-             protocol.format_time(body.valid_until) if body.valid_until else None, when, when))
+             protocol.format_time(body.valid_until) if body.valid_until else None, when, when)
+        ).fetchone()
         if body.category:
-            conn.execute(
-                "UPDATE contact SET intent_categories = (SELECT json_group_array(value) FROM "
-                "(SELECT DISTINCT value FROM (SELECT value FROM json_each(intent_categories) "
-                "UNION SELECT ?) ORDER BY value)) WHERE id = ?", (body.category, contact_id))
-        return {"contact": contact_id, "lead": int(cursor.lastrowid)}  # type: ignore[arg-type]
+            categories, params = conn.dialect.json_sorted_union("intent_categories",
+                                                                body.category)
+            conn.execute(f"UPDATE contact SET intent_categories = {categories} WHERE id = ?",
+                         (*params, contact_id))
+        return {"contact": contact_id, "lead": lead_id}
 
-    def _intent_cancel(self, conn: sqlite3.Connection, event: CrmEvent,
+    def _intent_cancel(self, conn: Tx, event: CrmEvent,
                        contact_id: int) -> RecordRef:
         row = conn.execute("SELECT id FROM lead WHERE vendor = ? AND did = ? AND message_id = ?",
                            (event.vendor, event.sender, event.message.thread)).fetchone()
@@ -226,7 +222,7 @@ class SqliteCrm:
                      (protocol.format_time(event.received), row[0]))
         return {"contact": contact_id, "lead": row[0]}
 
-    def _preferences(self, conn: sqlite3.Connection, event: CrmEvent,
+    def _preferences(self, conn: Tx, event: CrmEvent,
                      contact_id: int) -> RecordRef:
         body = event.message.body
         if body.channels is not None:
@@ -240,18 +236,18 @@ class SqliteCrm:
                          (int(body.marketing), contact_id))
         return {"contact": contact_id}
 
-    def _feedback(self, conn: sqlite3.Connection, event: CrmEvent, contact_id: int) -> RecordRef:
+    def _feedback(self, conn: Tx, event: CrmEvent, contact_id: int) -> RecordRef:
         body = event.message.body
         klass = nps_class(body.score)
-        cursor = conn.execute(
+        (feedback_id,) = conn.execute(
             "INSERT INTO feedback (vendor, contact_id, did, message_id, score, nps_class,"
-            " subject, comment, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " subject, comment, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (event.vendor, contact_id, event.sender, event.message.id, body.score, klass,
-             body.subject, body.comment, protocol.format_time(event.received)))
+             body.subject, body.comment, protocol.format_time(event.received))).fetchone()
         conn.execute("UPDATE contact SET feedback_class = ? WHERE id = ?", (klass, contact_id))
-        return {"contact": contact_id, "feedback": int(cursor.lastrowid)}  # type: ignore[arg-type]
+        return {"contact": contact_id, "feedback": feedback_id}
 
-    def _end(self, conn: sqlite3.Connection, event: CrmEvent, contact_id: int) -> RecordRef:
+    def _end(self, conn: Tx, event: CrmEvent, contact_id: int) -> RecordRef:
         """End the relationship: the contact is ``ended`` and its open or offered
         leads are ``cancelled`` (the intents are void). With ``erase``, erase too.
 
@@ -270,7 +266,7 @@ class SqliteCrm:
         return {"contact": contact_id, "erased": True}
 
     @staticmethod
-    def _erase(conn: sqlite3.Connection, event: CrmEvent, contact_id: int, when: str) -> None:
+    def _erase(conn: Tx, event: CrmEvent, contact_id: int, when: str) -> None:
         """Erase the person's data (GDPR art. 17), keeping a tombstone and evidence.
 
         What stays:
@@ -291,7 +287,7 @@ class SqliteCrm:
         ledger drops the relationship's outbox and replaces its record.
         """
         resets = []
-        for _, column, _, notnull, default, _ in conn.execute("PRAGMA table_info(contact)"):
+        for column, notnull, default in conn.dialect.columns(conn, "contact"):
             if column in TOMBSTONE_COLUMNS:
                 continue
             # The schema's own default expression (our schema, not input): '{}', '[]'.
@@ -302,15 +298,16 @@ class SqliteCrm:
                      (contact_id,))
         conn.execute("DELETE FROM lead WHERE vendor = ? AND did = ?", (event.vendor, event.sender))
         conn.execute("DELETE FROM feedback WHERE contact_id = ?", (contact_id,))
-        conn.execute("UPDATE vrm_seen SET record = json_remove(record, '$.customer_id') "
-                     "WHERE vendor = ? AND sender = ? AND record LIKE '%\"customer_id\"%'",
-                     (event.vendor, event.sender))
+        without, params = conn.dialect.json_without("record", "customer_id")
+        conn.execute(f"UPDATE vrm_seen SET record = {without} "
+                     "WHERE vendor = ? AND sender = ? AND record LIKE ?",
+                     (*params, event.vendor, event.sender, '%"customer_id"%'))
 
 
 class CrmView:
     """Read access to one vendor's built-in CRM records, as lists of dicts."""
 
-    def __init__(self, db: Database, vendor: str, mapping: FieldMapping = DEFAULT) -> None:
+    def __init__(self, db: Store, vendor: str, mapping: FieldMapping = DEFAULT) -> None:
         self._db = db
         self._vendor = vendor
         self.mapping = mapping

@@ -3,14 +3,14 @@
     VendorAdapterError
     ├── PassphraseError      the vendor key store needs a (correct) passphrase
     ├── VendorNotFound       the database holds no vendor with that name, or several
-    ├── StorageError         the SQLite database could not be opened or written
+    ├── StorageError         the database (SQLite or PostgreSQL) could not be opened or written
     │   └── NotAVendorDatabase   opened without create, the file holds no vendor
     ├── ClosedError          the vendor (or its writer) was used after close()
     ├── OfferError           an offer cannot be made as asked
     │   └── LeadNotFound     no lead with that id belongs to this vendor
     └── ForwardError         a forwarding target is misconfigured (vendor_adapter.forward)
 
-Foreign errors (sqlite3, protocol.SealedKeyError, pydantic) are translated at
+Foreign errors (sqlite3, psycopg, protocol.SealedKeyError, pydantic) are translated at
 the boundary that meets them, with ``raise Ours(...) from exc``. Problems with
 *incoming messages* are not exceptions here: they become HTTP responses, using
 the protocol's own problem table (``protocol.InvalidMessage``).
@@ -37,12 +37,14 @@ class VendorNotFound(VendorAdapterError):
 
 
 class StorageError(VendorAdapterError):
-    """The SQLite database could not be opened, migrated or written."""
+    """The database (a SQLite file or PostgreSQL) could not be opened, migrated or
+    written. Its message never holds a database password."""
 
 
 class NotAVendorDatabase(StorageError):
     """Opened with ``create=False``, the file is missing, empty, not SQLite, or holds
-    no vendor: it was refused before anything was written to it."""
+    no vendor (or the PostgreSQL database holds none): it was refused before
+    anything was written to it."""
 
 
 class ClosedError(VendorAdapterError):

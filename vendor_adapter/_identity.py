@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from datetime import datetime, timezone
 
 import protocol
 
-from ._database import Database
+from ._store import Store, Tx
 from ._errors import NotAVendorDatabase, PassphraseError, VendorNotFound
 
 __all__ = ["open_identity", "DEFAULT_NAME", "PASSPHRASE_ENV"]
@@ -37,7 +36,7 @@ def _digest(passphrase: str, salt: object = "") -> bytes:
     return hashlib.sha256(f"{salt}\0{passphrase}".encode()).digest()
 
 
-def _sealer(db: Database, passphrase: str | None, *, create: bool) -> protocol.KeySealer:
+def _sealer(db: Store, passphrase: str | None, *, create: bool) -> protocol.KeySealer:
     if not passphrase:
         raise PassphraseError(
             f"the vendor key in {db.path} is sealed with a passphrase: pass passphrase= "
@@ -54,7 +53,8 @@ def _sealer(db: Database, passphrase: str | None, *, create: bool) -> protocol.K
                 sealer = _CREATED[_digest(passphrase)] = protocol.KeySealer.create(passphrase)
         params = json.dumps(sealer.params)
         db.writer.run_sync(lambda conn: conn.execute(
-            "INSERT OR IGNORE INTO vrm_keystore (id, params) VALUES (1, ?)", (params,)))
+            "INSERT INTO vrm_keystore (id, params) VALUES (1, ?) ON CONFLICT DO NOTHING",
+            (params,)))
         rows = db.read("SELECT params FROM vrm_keystore WHERE id = 1")
     params = json.loads(rows[0]["params"])
     cache_key = _digest(passphrase, params.get("salt"))
@@ -73,7 +73,7 @@ def _sealer(db: Database, passphrase: str | None, *, create: bool) -> protocol.K
     return sealer
 
 
-def _named(db: Database, name: str) -> list[dict[str, object]]:
+def _named(db: Store, name: str) -> list[dict[str, object]]:
     """The vendor named ``name``. Names match case-insensitively (Unicode case
     folding: ``bikes4u`` is ``Bikes4U``), so that a name typed another way never
     makes a second vendor with a key of its own. An exact match wins; several
@@ -91,7 +91,7 @@ def _named(db: Database, name: str) -> list[dict[str, object]]:
     return rows
 
 
-def open_identity(db: Database, *, name: str | None, passphrase: str | None,
+def open_identity(db: Store, *, name: str | None, passphrase: str | None,
                   create: bool = True) -> tuple[protocol.SigningKey, str]:
     """The vendor's key and name: the one named ``name`` (case-insensitively), created
     if missing (with ``create``)."""
@@ -112,9 +112,10 @@ def open_identity(db: Database, *, name: str | None, passphrase: str | None,
         sealed = sealer.seal(key)
         created = protocol.format_time(datetime.now(timezone.utc))
 
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR IGNORE INTO vrm_vendor (did, name, sealed_key, created) "
-                         "VALUES (?, ?, ?, ?)", (key.did, chosen, sealed, created))
+        def insert(conn: Tx) -> None:
+            conn.execute("INSERT INTO vrm_vendor (did, name, sealed_key, created) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         (key.did, chosen, sealed, created))
 
         db.writer.run_sync(insert)
         # Another process may have created it first: read back whatever won.

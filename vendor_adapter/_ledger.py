@@ -28,6 +28,15 @@ withdrawn (deleted from the outbox by the same writer) is never handed out.
 
 The seen row is written in the same transaction as the CRM change, so a
 message has exactly one effect even if the process dies between the two.
+Across processes (several inbox workers on one PostgreSQL database) every
+message of one relationship is judged under that relationship's lock
+(``Ledger.lock``, held until the transaction ends), so two messages racing
+give one of their serial orders, and the same message posted twice at once
+is ``accepted`` once and ``duplicate`` once; the (vendor, sender, message
+id) primary key of ``vrm_seen`` stands behind it.
+
+The rules are written once, against the store interface (``_store.Tx``): the
+same code runs on SQLite and on PostgreSQL.
 Rejections are not remembered: they changed nothing, and the same message
 sent again (say, after its relationship.request arrived) is judged afresh.
 """
@@ -35,7 +44,6 @@ sent again (say, after its relationship.request arrived) is judged afresh.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,8 +54,9 @@ import protocol
 from ._core import Outcome, Verified
 from ._errors import OfferError
 from ._sink import CrmEvent, CrmSink
+from ._store import Tx
 
-__all__ = ["Ledger", "RelationshipHook", "FETCH_BUDGET", "GONE"]
+__all__ = ["Ledger", "RelationshipHook", "FETCH_BUDGET", "GONE", "purge_expired"]
 
 #: Decides on a new relationship: True/None accepts; False or a reason refuses.
 #: It runs in the writer thread, inside the batch transaction: keep it quick,
@@ -64,7 +73,7 @@ GONE = 410
 
 _LOOKUP = """
     SELECT s.status, s.record, r.state, r.record, r.ended
-    FROM (SELECT 1) LEFT JOIN vrm_seen AS s ON s.vendor = ? AND s.sender = ? AND s.message_id = ?
+    FROM (SELECT 1) AS one LEFT JOIN vrm_seen AS s ON s.vendor = ? AND s.sender = ? AND s.message_id = ?
     LEFT JOIN vrm_relationship AS r ON r.vendor = ? AND r.did = ?
 """
 
@@ -90,10 +99,16 @@ class Ledger:
     #: (vendor_adapter.forward.Forwarding.record); None forwards nothing.
     forward: Any = None
 
-    def process(self, conn: sqlite3.Connection, item: Verified) -> Outcome:
+    def lock(self, conn: Tx, did: str) -> None:
+        """Take the lock of the relationship with ``did`` (until the transaction
+        ends): every change to one relationship's rows happens under it."""
+        conn.lock(self.vendor, did)
+
+    def process(self, conn: Tx, item: Verified) -> Outcome:
         message = item.message
         context = {"sender": message.sender, "message_id": message.id,
                    "message_type": message.type}
+        self.lock(conn, message.sender)
         # One statement for both lookups: the writer's time is the inbox's ceiling.
         seen_status, seen_record, *rel_row = conn.execute(_LOOKUP, (
             self.vendor, message.sender, message.id, self.vendor, message.sender)).fetchone()
@@ -140,7 +155,7 @@ class Ledger:
              _json(record) if record is not None else None))
         return outcome
 
-    def _end(self, conn: sqlite3.Connection, did: str, when: str, record: object, *,
+    def _end(self, conn: Tx, did: str, when: str, record: object, *,
              erase: bool) -> None:
         if erase:
             conn.execute("UPDATE vrm_relationship SET state = 'erased', "
@@ -164,7 +179,7 @@ class Ledger:
         reason = verdict if isinstance(verdict, str) and verdict else "the vendor declined"
         raise protocol.RelationshipRefused(reason[:1000], **context)
 
-    def _fetch(self, conn: sqlite3.Connection, message: protocol.MessagesFetch,
+    def _fetch(self, conn: Tx, message: protocol.MessagesFetch,
                context: dict[str, str], now: datetime) -> Outcome:
         after = message.body.after
         if after is None:
@@ -176,7 +191,7 @@ class Ledger:
         # A message past its expires would be refused by the agent (PROTOCOL.md
         # section 4, step 10): skip it. ``now`` cut to the second sorts before every
         # expiry within that second, so nothing still valid is skipped; the
-        # periodic purge deletes the rest (``_database._purge_expired``).
+        # periodic purge deletes the rest (``purge_expired``).
         rows = conn.execute(
             "SELECT seq, jws, message_id FROM vrm_outbox WHERE vendor = ? AND did = ? AND seq > ? "
             "AND expires > ? ORDER BY seq LIMIT 100",
@@ -194,7 +209,7 @@ class Ledger:
                          "AND message_id = ? AND fetched IS NULL", handed)
         return Outcome("accepted", messages=messages, cursor=str(cursor))
 
-    def queue(self, conn: sqlite3.Connection, did: str, message: protocol.Message,
+    def queue(self, conn: Tx, did: str, message: protocol.Message,
               jws: bytes) -> None:
         """Put a signed message in the outbox of the relationship with ``did``, until
         it expires. A message over FETCH_BUDGET bytes could never fit a fetch page
@@ -208,7 +223,22 @@ class Ledger:
                       protocol.format_time(message.created),
                       protocol.format_time(message.expires_at)))
 
-    def relationship_state(self, conn: sqlite3.Connection, did: str) -> str | None:
+    def relationship_state(self, conn: Tx, did: str) -> str | None:
         row = conn.execute("SELECT state FROM vrm_relationship WHERE vendor = ? AND did = ?",
                            (self.vendor, did)).fetchone()
         return row[0] if row else None
+
+
+def purge_expired(conn: Tx, *, now: datetime) -> None:
+    """Delete what has expired by ``now``: seen message ids and queued messages.
+
+    A message id is kept until the message expires; after that protocol.parse
+    refuses the message as expired anyway, so the id can go. A queued message
+    past its ``expires`` can never be accepted by the agent, so it goes too.
+    ``now`` is cut to the second ("...T12:00:00" sorts before "...T12:00:00Z"
+    and "...T12:00:00.5Z"): a row is purged only once its whole second is past,
+    never early.
+    """
+    cutoff = protocol.format_time(now)[:19]
+    conn.execute("DELETE FROM vrm_seen WHERE expires < ?", (cutoff,))
+    conn.execute("DELETE FROM vrm_outbox WHERE expires < ?", (cutoff,))

@@ -18,7 +18,7 @@ own transaction, so an offer is either handed out or withdrawn, never both.
 from __future__ import annotations
 
 import re
-import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -103,7 +103,7 @@ def check_offer(*, summary: object, price: object, currency: object,
         raise OfferError(f"the offer is invalid: {detail}") from None
 
 
-def record_offer(conn: sqlite3.Connection, vendor: str, did: str, lead_id: int,
+def record_offer(conn: Any, vendor: str, did: str, lead_id: int,
                  offer: protocol.Offer) -> None:
     """Record an offer just queued (same transaction as the queueing)."""
     body: protocol.OfferBody = offer.body
@@ -147,7 +147,7 @@ def list_sql(*, lead: bool) -> str:
             + " ORDER BY o.created DESC, o.message_id")
 
 
-def find_offer(conn: sqlite3.Connection, vendor: str, ref: str) -> dict[str, Any]:
+def find_offer(conn: Any, vendor: str, ref: str) -> dict[str, Any]:
     """The offer whose id is ``ref`` or starts with it (4 characters or more);
     :class:`OfferError` if none or several."""
     text = ref.strip()
@@ -172,11 +172,19 @@ def list_offers(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any
     return [view(row, now) for row in rows]
 
 
-def withdraw(conn: sqlite3.Connection, vendor: str, ref: str, now: datetime) -> dict[str, Any]:
+def withdraw(conn: Any, vendor: str, ref: str, now: datetime, *,
+             lock: Callable[[Any, str], None] | None = None) -> dict[str, Any]:
     """Withdraw the offer ``ref`` names, if not fetched yet: delete it from the outbox,
     mark it withdrawn, and open its lead again (unless the person cancelled it).
-    Runs in the writer's transaction. :class:`OfferError` says why not, otherwise."""
+    Runs in the writer's transaction; ``lock(conn, did)`` takes the relationship's
+    lock first (``Ledger.lock``), so that a messages.fetch racing it in another
+    process comes wholly before or after. :class:`OfferError` says why not, otherwise."""
     row = find_offer(conn, vendor, ref)
+    if lock is not None:
+        (did,) = conn.execute("SELECT did FROM vrm_offer WHERE vendor = ? AND message_id = ?",
+                              (vendor, row["id"])).fetchone()
+        lock(conn, did)
+        row = find_offer(conn, vendor, row["id"])  # as it is now, under the lock
     status = _status(row, protocol.format_time(now))
     if status == "fetched":
         raise OfferError(f"offer {row['id']} was fetched by the person's agent at "

@@ -9,10 +9,9 @@ SqliteCrm and calling ``super().apply`` to keep the built-in records too).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import protocol
 
@@ -38,15 +37,18 @@ class CrmEvent:
 
 @runtime_checkable
 class CrmSink(Protocol):
-    def apply(self, conn: sqlite3.Connection, event: CrmEvent) -> RecordRef:
+    def apply(self, conn: Any, event: CrmEvent) -> RecordRef:
         """Record ``event``; return the reference that goes into the receipt.
 
-        Runs in the writer thread, inside the batch's SQLite transaction, and
+        ``conn`` is the store's connection (``_store.Tx``: a sqlite3.Connection
+        on SQLite; on PostgreSQL an object with the same ``execute`` taking
+        ``?`` placeholders). Runs in the writer thread, inside the batch's
+        transaction, under the lock of the sender's relationship, and
         is called exactly once per (sender, message id) that commits. Raise a
         ``protocol.InvalidMessage`` (e.g. ``InvalidBody``) to reject the
         message: its changes in ``conn`` are rolled back. A sink writing to an
         external system should be idempotent on ``event.message.id``: if the
-        SQLite commit fails after the sink ran, the agent retries.
+        commit fails after the sink ran, the agent retries.
 
         ``relationship.end`` with ``erase: true`` obliges the sink to erase what
         it holds on the person (the receipt says ``erased``). It may come once

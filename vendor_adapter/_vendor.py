@@ -5,8 +5,9 @@
     offer_id = await vendor.make_offer(lead_id, summary="Trek 520", price="749.00")
     vendor.close()
 
-Many identities may share one database file (``Vendor.open`` with another
+Many identities may share one database (``Vendor.open`` with another
 ``name``): they share its group-commit writer, so their writes batch together.
+The database is a SQLite file or a PostgreSQL URI (``_store``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import protocol
 
 from ._core import UNAVAILABLE, InboxCore, Outcome, Response, Verified
 from ._crm import CrmView, SqliteCrm
-from ._database import Database
+from ._store import Store, open_store
 from ._errors import ClosedError, LeadNotFound, OfferError, PassphraseError
 from ._identity import open_identity
 from ._ledger import Ledger, RelationshipHook
@@ -53,7 +54,7 @@ def _utcnow() -> datetime:
 class Vendor:
     """A vendor identity with its inbox, built-in CRM and outbox."""
 
-    def __init__(self, db: Database, key: protocol.SigningKey, name: str, *,
+    def __init__(self, db: Store, key: protocol.SigningKey, name: str, *,
                  sink: CrmSink | None, mapping: FieldMapping,
                  accept_relationship: RelationshipHook | None,
                  clock: Callable[[], datetime],
@@ -97,6 +98,11 @@ class Vendor:
         """Open the vendor named ``name`` in the database at ``path``; create the
         database, the schema and the identity (a sealed key) if missing.
 
+        ``path`` is a SQLite file, or a PostgreSQL URI
+        (``postgresql://user@host:5432/db``; the password per libpq: the URI,
+        ``PGPASSWORD`` or ``~/.pgpass``; it is never shown in messages). On
+        PostgreSQL the database must exist; the schema is created in it.
+
         ``name`` may be omitted when the file holds one vendor (or none yet).
         With ``create=False`` nothing is created: a file that is missing, empty or
         holds no vendor is refused before anything is written to it
@@ -115,7 +121,7 @@ class Vendor:
                 passphrase.encode("utf-8")
             except UnicodeEncodeError:  # e.g. bytes from the environment kept as surrogates
                 raise PassphraseError("the passphrase is not valid UTF-8 text") from None
-        db = Database.acquire(path, create=create)
+        db = open_store(path, create=create)
         try:
             key, actual = open_identity(db, name=name, passphrase=passphrase, create=create)
         except BaseException:
@@ -141,6 +147,7 @@ class Vendor:
 
     @property
     def db_path(self) -> str:
+        """The database: a file path, or the PostgreSQL URI without its password."""
         return self._db.path
 
     def discovery(self, inbox_url: str) -> protocol.DiscoveryDocument:
@@ -210,6 +217,9 @@ class Vendor:
             if row is None:
                 raise LeadNotFound(f"there is no lead {lead_id} for vendor {self.name!r}")
             did, intent_id, status = row
+            self.ledger.lock(conn, did)
+            status = conn.execute("SELECT status FROM lead WHERE id = ?",
+                                  (lead_number,)).fetchone()[0]
             if status == "cancelled":
                 raise OfferError(f"lead {lead_id} was cancelled by the person")
             if self.ledger.relationship_state(conn, did) != "active":
@@ -246,12 +256,14 @@ class Vendor:
         offer already fetched, withdrawn, expired or unknown."""
         self._check_open()
         return await self._db.writer.run(
-            lambda conn: withdraw(conn, self.did, offer_id, self.clock()))
+            lambda conn: withdraw(conn, self.did, offer_id, self.clock(),
+                                 lock=self.ledger.lock))
 
     def withdraw_offer_sync(self, offer_id: str) -> dict[str, Any]:
         self._check_open()
         return self._db.writer.run_sync(
-            lambda conn: withdraw(conn, self.did, offer_id, self.clock()))
+            lambda conn: withdraw(conn, self.did, offer_id, self.clock(),
+                                 lock=self.ledger.lock))
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -1,21 +1,24 @@
-"""Group commit: one thread owns the SQLite write connection and commits the
+"""Group commit: one thread owns a store's write connection and commits the
 jobs of concurrent requests in batches, one transaction per batch.
 
 A job is a function ``fn(conn) -> result`` that runs inside the batch's
 transaction, under its own SAVEPOINT: a job that raises is rolled back alone
 and its exception is handed to its caller, while the rest of the batch
 commits. Results are handed back only after COMMIT returns, so nothing that
-a caller acknowledges can be lost to a crash. The connection runs WAL with
-synchronous=FULL: COMMIT returns only once the WAL is fsynced, so an
-acknowledged message survives a power cut too, not only a process crash
-(with NORMAL the last commits may be lost to a power cut; see
-https://sqlite.org/pragma.html#pragma_synchronous). The fsync is paid once per
-batch, not per message, and in this thread (sqlite3 releases the GIL), so
+a caller acknowledges can be lost to a crash. The fsync is paid once per
+batch, not per message, and in this thread (the drivers release the GIL), so
 the event loop never waits on the disk.
 
 Batching needs no timer: while one batch commits, new jobs queue up, and the
 next batch takes all of them. Under no load a job commits alone at once.
-The event loop never waits on SQLite; it only awaits a future.
+The event loop never waits on the database; it only awaits a future.
+
+The transaction itself is the store's: a *session* (``SqliteSession`` in
+``_store_sqlite``, ``PostgresSession`` in ``_store_postgres``) with
+``commit(batch) -> jobs to run again`` and ``close()``. A PostgreSQL session
+hands back a job that would wait for a lock held by another process while
+its batch holds locks already; it runs first in the next batch.
+
 """
 
 from __future__ import annotations
@@ -24,16 +27,16 @@ import asyncio
 import concurrent.futures
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ._errors import ClosedError, StorageError
+from ._errors import ClosedError
+from ._store_sqlite import SqliteSession, connect
 
-__all__ = ["GroupCommitWriter", "connect"]
+__all__ = ["GroupCommitWriter", "connect", "MAX_BATCH"]
 
 log = logging.getLogger("vendor_adapter.writer")
 T = TypeVar("T")
@@ -42,21 +45,9 @@ T = TypeVar("T")
 MAX_BATCH = 512
 
 
-def connect(path: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN ourselves), WAL, synchronous=FULL."""
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
-        conn.execute("PRAGMA busy_timeout = 10000")  # another process (the CLI) may hold the lock
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the database {path}: {exc}") from exc
-    return conn
-
-
 @dataclass(slots=True)
 class _Job:
-    fn: Callable[[sqlite3.Connection], Any]
+    fn: Callable[[Any], Any]
     future: asyncio.Future[Any] | concurrent.futures.Future[Any]
     loop: asyncio.AbstractEventLoop | None
     result: Any = None
@@ -75,31 +66,36 @@ class WriterStats:
 
 
 class GroupCommitWriter:
-    """The single writer of one database file."""
+    """The single writer of one store in this process.
+
+    ``session`` is a SQLite file path (a ``SqliteSession`` is made for it, with
+    ``maintenance(conn)`` run inside a batch every ``maintenance_every``
+    seconds) or a session object.
+    """
 
     def __init__(
         self,
-        path: str,
+        session: str | Any,
         *,
         max_batch: int = MAX_BATCH,
-        maintenance: Callable[[sqlite3.Connection], None] | None = None,
+        maintenance: Callable[[Any], None] | None = None,
         maintenance_every: float = 60.0,
     ) -> None:
-        self.path = path
+        if isinstance(session, str):
+            session = SqliteSession(session, maintenance=maintenance,
+                                    maintenance_every=maintenance_every)
+        self.path: str = session.path
         self.max_batch = max_batch
         self.stats = WriterStats()
-        self._maintenance = maintenance
-        self._maintenance_every = maintenance_every
-        self._next_maintenance = time.monotonic() + maintenance_every
+        self._session = session
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
-        self._conn = connect(path, check_same_thread=False)
-        self._thread = threading.Thread(target=self._run, name=f"vrm-writer:{path}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="vrm-writer", daemon=True)
         self._thread.start()
 
     # --- submitting ------------------------------------------------------------
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn`` in the next batch; return its result once the batch committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -112,7 +108,7 @@ class GroupCommitWriter:
         # that is done), so a retry gets "duplicate". No shield is needed for that.
         return await future
 
-    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def run_sync(self, fn: Callable[[Any], T]) -> T:
         """The same, blocking the calling thread (for the CLI and plain scripts)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._put(_Job(fn, future, None))
@@ -130,18 +126,22 @@ class GroupCommitWriter:
         self._closed = True
         self._queue.put(None)
         self._thread.join()
-        self._conn.close()
+        self._session.close()
 
     # --- the writer thread ----------------------------------------------------
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            job = self._queue.get()
-            if job is None:
-                break
-            batch = [job]
-            while len(batch) < self.max_batch:
+        again: list[_Job] = []  # jobs a session handed back: first in the next batch
+        while not stopping or again:
+            if again:
+                batch, again = again, []
+            else:
+                job = self._queue.get()
+                if job is None:
+                    break
+                batch = [job]
+            while len(batch) < self.max_batch and not stopping:
                 try:
                     job = self._queue.get_nowait()
                 except queue.Empty:
@@ -151,8 +151,11 @@ class GroupCommitWriter:
                     break
                 batch.append(job)
             started = time.perf_counter()
-            self._commit(batch)
-            self._record(len(batch), time.perf_counter() - started)
+            again = self._session.commit(batch)
+            self._record(len(batch) - len(again), time.perf_counter() - started)
+            if again:
+                waiting = {id(job) for job in again}
+                batch = [job for job in batch if id(job) not in waiting]
             self._deliver(batch)
 
     def _record(self, size: int, seconds: float) -> None:
@@ -161,32 +164,6 @@ class GroupCommitWriter:
         stats.jobs += size
         stats.busy_seconds += seconds
         stats.largest_batch = max(stats.largest_batch, size)
-
-    def _commit(self, batch: list[_Job]) -> None:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            # One savepoint name for every job (each is released before the next
-            # begins): the three statements are compiled once and then cached.
-            for job in batch:
-                conn.execute("SAVEPOINT vrm_job")
-                try:
-                    job.result = job.fn(conn)
-                except Exception as exc:  # handed to the caller; the batch goes on
-                    job.error = exc
-                    conn.execute("ROLLBACK TO SAVEPOINT vrm_job")
-                conn.execute("RELEASE SAVEPOINT vrm_job")
-            if self._maintenance is not None and time.monotonic() >= self._next_maintenance:
-                self._next_maintenance = time.monotonic() + self._maintenance_every
-                self._maintenance(conn)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.exception("a batch of %d writes failed and was rolled back", len(batch))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            error = StorageError(f"the database write failed: {exc}")
-            for job in batch:
-                job.result, job.error = None, error
 
     @staticmethod
     def _deliver(batch: list[_Job]) -> None:

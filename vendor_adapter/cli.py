@@ -14,6 +14,11 @@ Every CRM field is a person's text: tables show it through
 escaped, ``did:key:`` never an emoji), and ``--json`` through
 :func:`protocol.display_json`. Exit status: 0 done, 1 a mistake said in one
 sentence, 2 a mistake in the command line, 130 interrupted.
+
+``--db`` is a SQLite file or a PostgreSQL URI (``postgresql://user@host/db``;
+its password from the URI, PGPASSWORD or ~/.pgpass, and never printed).
+``serve --workers N`` runs N inbox processes on one port (PostgreSQL only);
+``migrate`` copies a vendor from one database to another, key included.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from vrm_cli._args import ArgumentMistake, SentenceParser, and_list, explain
 from ._errors import NotAVendorDatabase, VendorAdapterError, VendorNotFound
 from ._identity import PASSPHRASE_ENV
 from ._mapping import DEFAULT, MAPPINGS
+from ._store import is_dsn
 from ._vendor import Vendor
 
 __all__ = ["main"]
@@ -101,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the discovery document and the inbox")
     serve.add_argument("--db", required=True,
-                       help="the vendor database (created on first run)")
+                       help="the vendor database: a SQLite file (created on first run) or a "
+                            "postgresql:// URI (the schema is created on first run)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="the address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080,
@@ -118,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
                             "take longer (default: 10)")
     serve.add_argument("--max-connections", type=_positive("--max-connections", int),
                        metavar="N", help="answer 503 to connections beyond this many "
-                                         "(default: 1000, or fewer if the open-file limit is low)")
+                                         "per worker (default: 1000, or fewer if the open-file "
+                                         "limit is low)")
     serve.add_argument("--forward-webhook", action="append", default=[], metavar="URL",
                        help="POST every CRM event to URL as a Standard Webhook, signed with "
                             f"the whsec_ secret in ${WEBHOOK_SECRET_ENV} (repeatable)")
@@ -128,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections-per-client", metavar="N",
                        type=_positive("--max-connections-per-client", int),
                        help="answer 503 to connections beyond this many from one client "
-                            "address, an IPv6 client's /64 (default: 100)")
+                            "address, an IPv6 client's /64, per worker (default: 100)")
     serve.add_argument("--write-timeout", type=_positive("--write-timeout", float),
                        metavar="SECONDS",
                        help="drop a client that reads none of its answers for this long "
@@ -143,13 +151,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--new-vendor", action="store_true",
                        help="add the vendor named by --name to a database that holds other "
                             "vendors (never done without it)")
+    serve.add_argument("--workers", type=_positive("--workers", int), default=1, metavar="N",
+                       help="inbox processes sharing the port (above 1 needs a PostgreSQL "
+                            "--db; default: 1)")
+    # A worker started by `serve --workers N`: the socket it inherited.
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
 
     crm = commands.add_parser("crm", help="list CRM records")
     kinds = ", ".join(sorted(_TABLE_COLUMNS))
     explain(crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS), metavar="KIND",
                              help="one of: " + kinds),
             missing=f"name the records to list: {kinds}", noun="a kind of record")
-    crm.add_argument("--db", required=True, help="the vendor database")
+    crm.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URI")
     crm.add_argument("--name", help="the vendor, if the database holds several")
     crm.add_argument("--json", action="store_true",
                      help="print a JSON array of every column (or of --columns)")
@@ -214,6 +227,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="the target's URL (default: every target)")
     retry.add_argument("--db", required=True, help="the vendor database")
     retry.add_argument("--name", help="the vendor, if the database holds several")
+
+    migrate = commands.add_parser(
+        "migrate", help="copy a vendor (key, DID, ledger, CRM, queued offers) to another "
+                        "database, e.g. from SQLite to PostgreSQL")
+    migrate.add_argument("--from", dest="source", required=True, metavar="DB",
+                         help="the database the vendor is in (a SQLite file or a URI)")
+    migrate.add_argument("--to", dest="target", required=True, metavar="DB",
+                         help="the database to copy it to (postgresql://...)")
+    migrate.add_argument("--name", help="the vendor, if --from holds several")
     return parser
 
 
@@ -243,8 +265,16 @@ def _passphrase() -> str:
     return passphrase
 
 
+def _shown(db: str) -> str:
+    """What a message calls ``--db``: the file path, or the URI without its password."""
+    if not is_dsn(db):
+        return db
+    from ._store_postgres import redact
+    return redact(db)
+
+
 def _open_existing(args: argparse.Namespace) -> Vendor:
-    if not os.path.isfile(args.db):
+    if not is_dsn(args.db) and not os.path.isfile(args.db):
         raise CliError(f"there is no vendor database at {args.db}; "
                        f"create it with `vrm-vendor serve --db {args.db}`")
     return Vendor.open(args.db, name=args.name, passphrase=_passphrase(), create=False)
@@ -253,14 +283,19 @@ def _open_existing(args: argparse.Namespace) -> Vendor:
 # --- commands -----------------------------------------------------------------------
 
 def _open_for_serving(args: argparse.Namespace, forward: list[Any]) -> Vendor:
-    """The vendor ``serve`` serves. A missing or empty ``--db`` is created with a
-    new vendor. A non-empty file must already hold a vendor (any other SQLite
-    file is refused, untouched), and a vendor is added to it, with a key of its
-    own, only with ``--new-vendor``. Names match case-insensitively. Nothing is
-    left behind when a new file cannot be made a vendor database."""
+    """The vendor ``serve`` serves. A missing or empty ``--db`` file is created
+    with a new vendor. A non-empty file must already hold a vendor (any other
+    SQLite file is refused, untouched). A PostgreSQL database that holds no
+    vendor (no vendor tables, or none in them) is a new one: a database is made
+    for the adapter with ``createdb``, and the adapter's tables are created in
+    it (a table of another application with one of their names is refused,
+    with nothing created). On either store a vendor is added beside others,
+    with a key of its own, only with ``--new-vendor``; names match
+    case-insensitively. Nothing is left behind when a new file cannot be made a
+    vendor database."""
     passphrase = _passphrase()
     path = args.db
-    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+    if not is_dsn(path) and (not os.path.isfile(path) or os.path.getsize(path) == 0):
         created = not os.path.exists(path)
         try:
             return Vendor.open(path, name=args.name, passphrase=passphrase, forward=forward)
@@ -274,19 +309,52 @@ def _open_for_serving(args: argparse.Namespace, forward: list[Any]) -> Vendor:
         return Vendor.open(path, name=args.name, passphrase=passphrase, create=False,
                            forward=forward)
     except NotAVendorDatabase:
-        raise CliError(f"{path} is not a vendor database (it holds no vendor); point --db at "
-                       "a new file, or at one that `vrm-vendor serve` made") from None
+        if not is_dsn(path):
+            raise CliError(f"{path} is not a vendor database (it holds no vendor); point "
+                           "--db at a new file, or at one that `vrm-vendor serve` made") from None
     except VendorNotFound:
         if args.name is None:  # several vendors, and none named: the message says so
             raise
         if not args.new_vendor:
-            raise CliError(f"{path} holds no vendor named {args.name!r}; to add one, with a "
-                           "key of its own, add --new-vendor") from None
+            raise CliError(f"{_shown(path)} holds no vendor named {args.name!r}; to add one, "
+                           "with a key of its own, add --new-vendor") from None
     return Vendor.open(path, name=args.name, passphrase=passphrase, forward=forward)
 
 
+def _serve_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``serve --workers N``: create the vendor once, bind, start the workers."""
+    from ._workers import bind, supervise
+
+    if not is_dsn(args.db):
+        raise CliError("--workers above 1 needs a PostgreSQL database in --db "
+                       "(postgresql://...): a SQLite file has one writer process")
+    if args.forward_webhook or args.forward_scim:
+        raise CliError("--forward-webhook and --forward-scim need --workers 1: one relay "
+                       "delivers a database's forwarding queue (several would deliver twice)")
+    # The vendor is opened (or created, by serve's rules) once, here; the workers
+    # then find it (by its exact name).
+    with _open_for_serving(args, []) as vendor:
+        name, did = vendor.name, vendor.did
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: "
+                       f"{exc.strerror or exc}") from None
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(args.public_url.rstrip("/") if args.public_url else f"http://{host}:{port}",
+          flush=True)
+    print(f"vendor {name!r} ({did}) is listening with {args.workers} workers; "
+          "stop with Ctrl-C", file=sys.stderr, flush=True)
+    # Each worker gets this command line, with every option (the server limits
+    # too); the last --name pins the vendor just opened, by its exact name (in
+    # one word: a name may start with "-").
+    worker_argv = [*argv, f"--name={name}"]
+    return supervise(sock, worker_argv, args.workers)
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    from .aiohttp import ServerLimits, serve, vrm_app
+    from .aiohttp import GuardedAppRunner, ServerLimits, serve, vrm_app
 
     chosen = {"header_timeout": args.header_timeout, "max_connections": args.max_connections,
               "max_connections_per_client": args.max_connections_per_client,
@@ -296,24 +364,34 @@ async def _serve(args: argparse.Namespace) -> None:
     vendor = _open_for_serving(args, _forward_targets(args))
     try:
         await vendor.forwarding.start()  # delivers what an earlier run left queued
+        app = vrm_app(vendor, public_base_url=args.public_url)
+        if args.listen_fd is not None:  # a worker of `serve --workers N`
+            from aiohttp import web
+
+            from ._workers import inherited
+            runner = GuardedAppRunner(app, limits=limits, access_log=None,
+                                      handle_signals=False)
+            await runner.setup()
+            await web.SockSite(runner, inherited(args.listen_fd)).start()
+        else:
+            try:
+                runner = await serve(app, host=args.host, port=args.port, limits=limits,
+                                     access_log=None, handle_signals=False)
+            except OSError as exc:
+                raise CliError(f"cannot listen on {args.host}:{args.port}: "
+                               f"{exc.strerror or exc}") from None
         try:
-            runner = await serve(vrm_app(vendor, public_base_url=args.public_url),
-                                 host=args.host, port=args.port, limits=limits,
-                                 access_log=None, handle_signals=False)
-        except OSError as exc:
-            raise CliError(f"cannot listen on {args.host}:{args.port}: "
-                           f"{exc.strerror or exc}") from None
-        try:
-            port = runner.addresses[0][1] if runner.addresses else args.port
-            host = f"[{args.host}]" if ":" in args.host else args.host
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-            print(args.public_url.rstrip("/") if args.public_url else f"http://{host}:{port}",
-                  flush=True)
-            print(f"vendor {display_text(repr(vendor.name))} ({vendor.did}) is listening; "
-                  "stop with Ctrl-C", file=sys.stderr, flush=True)
+            if args.listen_fd is None:
+                port = runner.addresses[0][1] if runner.addresses else args.port
+                host = f"[{args.host}]" if ":" in args.host else args.host
+                print(args.public_url.rstrip("/") if args.public_url
+                      else f"http://{host}:{port}", flush=True)
+                print(f"vendor {display_text(repr(vendor.name))} ({vendor.did}) is listening; "
+                      "stop with Ctrl-C", file=sys.stderr, flush=True)
             await stop.wait()
         finally:
             await runner.cleanup()
@@ -550,6 +628,22 @@ def _version() -> str:
         return "unknown"
 
 
+def _migrate(args: argparse.Namespace) -> None:
+    from ._migrate import copy_vendor
+
+    if os.path.realpath(args.source) == os.path.realpath(args.target) or \
+            args.source == args.target:
+        raise CliError("--from and --to name the same database")
+    if not is_dsn(args.source) and not os.path.isfile(args.source):
+        raise CliError(f"there is no vendor database at {args.source}")
+    copied = copy_vendor(args.source, args.target, name=args.name, passphrase=_passphrase())
+    print(copied.did)
+    counts = ", ".join(f"{n} {table}" for table, n in copied.rows.items())
+    print(display_text(f"vendor {copied.name!r} ({copied.did}) is copied to {copied.target} "
+                       f"({counts}); serve it from there with `vrm-vendor serve --db ...`"),
+          file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``vrm-vendor`` entry point; returns the exit status. Ctrl-C is one line
     and 130, a closed stdout ends quietly, an I/O error is one sentence."""
@@ -557,16 +651,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(_joined(sys.argv[1:] if argv is None else argv))
+        args = _parser().parse_args(_joined(argv))
     except ArgumentMistake as exc:
         print(display_text(str(exc)), file=sys.stderr)
         return EXIT_USAGE
     try:
         if args.command == "serve":
+            if args.workers > 1 and args.listen_fd is None:
+                return _serve_workers(args, argv)
             asyncio.run(_serve(args))
         elif args.command == "crm":
             _crm(args)
+        elif args.command == "migrate":
+            _migrate(args)
         elif args.command == "forward":
             _forward(args)
         elif args.command == "offers":

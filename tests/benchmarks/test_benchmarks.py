@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.postgres import postgres  # noqa: F401 (the session's PostgreSQL server)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,6 +34,28 @@ def test_inbox_benchmark_counts_only_accepted_messages() -> None:
                            "--skip-limits")
     assert result["messages"] == result["accepted"] == 60
     assert result["per_core_messages_per_s"] > 0
+
+
+def test_inbox_benchmark_on_postgresql_beside_sqlite(postgres) -> None:  # noqa: F811
+    with postgres.database() as dsn:
+        result = run_benchmark("benchmarks.inbox", "--messages", "40", "--people", "4",
+                               "--skip-limits", "--db", dsn, "--workers", "1,2")
+    assert result["sqlite"]["accepted"] == 40
+    assert [run["workers"] for run in result["postgresql"]] == [1, 2]
+    for run in result["postgresql"]:
+        assert run["accepted"] == 40
+        assert run["vendor_cpu_ms_per_msg"] > 0 and run["postgres_cpu_ms_per_msg"] > 0
+        assert run["messages_per_commit"] > 0
+    assert result["scaling"] > 0
+
+
+def test_group_commit_benchmark_compares_batches_with_one_commit_each(postgres) -> None:  # noqa: F811
+    with postgres.database() as dsn:
+        result = run_benchmark("benchmarks.group_commit", "--db", dsn, "--messages", "30",
+                               "--people", "3")
+    assert result["messages"] == 30
+    for run in (result["batched"], result["one_per_commit"]):
+        assert run["messages_per_s"] > 0 and run["cpu_ms_per_msg"] > 0
 
 
 def test_stages_measures_every_step_of_a_message() -> None:

@@ -1,12 +1,28 @@
-"""Fixtures for the vendor adapter: a vendor on a temporary SQLite file, served
-by either binding (``binding``: the aiohttp one the way ``vrm-vendor serve``
-serves it, through ``GuardedAppRunner``; the ASGI one through a real uvicorn
-server on 127.0.0.1, port 0), and people (agents) who sign messages with
-protocol/ or with jwcrypto, an independent JOSE implementation.
+"""Fixtures for the vendor adapter: a vendor on each store (``store``: a
+temporary SQLite file, or a fresh database on a throwaway PostgreSQL server),
+served by either binding (``binding``: the aiohttp one the way ``vrm-vendor
+serve`` serves it, through ``GuardedAppRunner``; the ASGI one through a real
+uvicorn server on 127.0.0.1, port 0), and people (agents) who sign messages
+with protocol/ or with jwcrypto, an independent JOSE implementation.
 
-Tests that take ``inbox`` or ``served_app`` run once per binding. Tests of
-``GuardedAppRunner`` itself (its slow-client guard and its connection counts)
-are aiohttp-only: ASGI servers bring their own (README.md)."""
+What a test runs against follows from the fixtures it takes (directly or
+through others), by ``pytest_generate_tests`` below:
+
+- a store and a binding (``inbox``, or ``served_app`` with ``vendor``): three
+  runs, ``aiohttp-sqlite``, ``asgi-sqlite`` and ``aiohttp-postgresql``. The
+  bindings differ only above the core and the stores only below it, so the
+  fourth pairing (ASGI on PostgreSQL) would test nothing the three do not,
+  and would cost a quarter more of the suite's time;
+- a store only (``store``, ``vendor``): ``sqlite`` and ``postgresql``;
+- a binding only (``served_app`` with SQLite files of the test's own):
+  ``aiohttp`` and ``asgi``.
+
+The ids are fixed strings, the same in every pytest-xdist worker. The
+PostgreSQL server is started once per session (``postgres``, from
+tests/postgres.py) and each test gets a database of its own, copied from a
+template that holds the schema. Tests of ``GuardedAppRunner`` itself (its
+slow-client guard and its connection counts) are aiohttp-only
+(``aiohttp_inbox``): ASGI servers bring their own (README.md)."""
 
 from __future__ import annotations
 
@@ -29,8 +45,10 @@ from jwcrypto import jwk, jws
 from yarl import URL
 
 import protocol
+from tests.postgres import postgres  # noqa: F401 (the session's PostgreSQL server)
 from vendor_adapter import Vendor
 from vendor_adapter import asgi as vrm_asgi
+from vendor_adapter._store import is_dsn
 from vendor_adapter.aiohttp import (
     ConnectionStats,
     GuardedAppRunner,
@@ -119,7 +137,40 @@ def verify_receipt(raw: bytes, discovery: dict[str, Any], to: str) -> dict[str, 
 
 @pytest.fixture
 def db_path(tmp_path: Any) -> str:
+    """A SQLite file (for what only SQLite has: files, modes, WAL)."""
     return str(tmp_path / "crm.db")
+
+
+STORES = ("sqlite", "postgresql")
+BINDINGS = ("aiohttp", "asgi")
+#: The (binding, store) pairs a test that takes both runs with; the ids are fixed.
+PAIRS = (("aiohttp", "sqlite"), ("asgi", "sqlite"), ("aiohttp", "postgresql"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``store`` and ``binding`` (see the module's docstring): both
+    together as the three ``PAIRS``, or either alone over all its values. The
+    fixtures take no ``params`` of their own: pytest would cross them."""
+    names = metafunc.fixturenames
+    if "store" in names and "binding" in names:
+        metafunc.parametrize(("binding", "store"), PAIRS, indirect=True,
+                             ids=[f"{b}-{s}" for b, s in PAIRS])
+    elif "store" in names:
+        metafunc.parametrize("store", STORES, indirect=True)
+    elif "binding" in names:
+        metafunc.parametrize("binding", BINDINGS, indirect=True)
+
+
+@pytest.fixture
+def store(request: Any, tmp_path: Any) -> Iterator[str]:
+    """Where a vendor is kept: a SQLite path, or the DSN of a fresh PostgreSQL
+    database (dropped after the test)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "crm.db")
+        return
+    server = request.getfixturevalue("postgres")
+    with server.database() as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -135,8 +186,8 @@ def foreign_db(tmp_path: Any) -> str:
 
 
 @pytest.fixture
-def vendor(db_path: str) -> Iterator[Vendor]:
-    v = Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE)
+def vendor(store: str) -> Iterator[Vendor]:
+    v = Vendor.open(store, name="Bikes4U", passphrase=PASSPHRASE)
     yield v
     v.close()
 
@@ -160,15 +211,40 @@ class GuardedTestServer(TestServer):
 
 
 def database_snapshot(path: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table in the SQLite file at ``path``, read through a
-    connection of its own: the CRM, and the adapter's ledger (vrm_seen,
-    vrm_relationship, vrm_outbox, the identities) too."""
+    """Every row of every table in the store at ``path`` (a SQLite file or a
+    PostgreSQL DSN), read through a connection of its own: the CRM, and the
+    adapter's ledger (vrm_seen, vrm_relationship, vrm_outbox, the identities) too."""
+    if is_dsn(path):
+        return {table: sorted(map(tuple, (row.values() for row in rows)), key=repr)
+                for table, rows in table_rows(path).items()}
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         tables = [name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         # Sorted in Python: WITHOUT ROWID tables have no rowid to order by.
         return {table: sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
                 for table in tables}
+
+
+def table_rows(path: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table (as dicts, in storage order) in the store at
+    ``path``: a SQLite file or a PostgreSQL DSN."""
+    if is_dsn(path):
+        import psycopg
+        from psycopg.rows import dict_row
+        with psycopg.connect(path, row_factory=dict_row) as conn:
+            names = [r["tablename"] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "ORDER BY tablename")]
+            return {name: conn.execute(f'SELECT * FROM "{name}"').fetchall() for name in names}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        return {name: [dict(r) for r in conn.execute(f'SELECT * FROM "{name}"')]
+                for name in names}
+    finally:
+        conn.close()
 
 
 def crm_records(vendor: Vendor) -> tuple[Any, ...]:
@@ -183,6 +259,8 @@ class Inbox:
     client: Any
     vendor: Vendor
     discovery: dict[str, Any]
+    #: The store: a SQLite path or a PostgreSQL DSN (with its password, if any).
+    target: str = ""
 
     @property
     def stats(self) -> ConnectionStats:
@@ -223,11 +301,15 @@ class Inbox:
 
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """The whole database, every table's rows: equal only to an identical one."""
-        return database_snapshot(self.vendor.db_path)
+        return database_snapshot(self.target or self.vendor.db_path)
 
     def crm(self) -> tuple[Any, ...]:
         """The CRM's records: (contacts, leads, activities, feedback)."""
         return crm_records(self.vendor)
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every table, read through a connection of its own."""
+        return table_rows(self.target or self.vendor.db_path)
 
 
 # --- the ASGI binding through uvicorn -------------------------------------------------
@@ -294,12 +376,9 @@ def asgi_mounts(mounts: dict[str, Any]) -> Any:
     return Starlette(routes=[Mount(prefix, app=app) for prefix, app in mounts.items()])
 
 
-BINDINGS = ("aiohttp", "asgi")
-
-
-@pytest.fixture(params=BINDINGS)
+@pytest.fixture
 def binding(request: Any) -> str:
-    """Which binding serves the vendor: each test that uses it runs with both."""
+    """Which binding serves the vendor (parametrised by ``pytest_generate_tests``)."""
     return request.param
 
 
@@ -338,20 +417,22 @@ async def served_app(binding: str, aiohttp_client: Any) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def inbox(vendor: Vendor, served_app: Any) -> AsyncIterator[Inbox]:
+async def inbox(vendor: Vendor, store: str, served_app: Any) -> AsyncIterator[Inbox]:
+    """The vendor on ``store``, served by ``binding``: the three ``PAIRS``."""
     client = await served_app(vendor)
     resp = await client.get("/.well-known/vrm")
     assert resp.status == 200
-    yield Inbox(client, vendor, await resp.json())
+    yield Inbox(client, vendor, await resp.json(), store)
 
 
 @pytest.fixture
-async def aiohttp_inbox(vendor: Vendor, aiohttp_client: Any) -> AsyncIterator[Inbox]:
+async def aiohttp_inbox(vendor: Vendor, store: str, aiohttp_client: Any
+                        ) -> AsyncIterator[Inbox]:
     """The inbox behind aiohttp and ``GuardedAppRunner`` only, for tests of the guard."""
     client = await aiohttp_client(GuardedTestServer(vrm_app(vendor, limits=LIMITS)))
     resp = await client.get("/.well-known/vrm")
     assert resp.status == 200
-    yield Inbox(client, vendor, await resp.json())
+    yield Inbox(client, vendor, await resp.json(), store)
 
 
 # --- HTTP/1.1 by hand, for what a well-behaved client never sends ---------------------
@@ -437,7 +518,7 @@ def request_head(length: int | None, ctype: str = "application/jose+json", *,
             f"{framing}\r\n\r\n").encode("latin-1")
 
 
-__all__ = ["UvicornServer", "HttpClient", "asgi_mounts", "BINDINGS",
+__all__ = ["UvicornServer", "HttpClient", "asgi_mounts", "BINDINGS", "STORES", "PAIRS",
            "Person", "JwcryptoPerson", "verify_receipt", "Inbox", "JOSE", "PASSPHRASE", "now",
            "timedelta", "GuardedTestServer", "SERVER_LIMITS", "Exchange", "exchange",
-           "request_head", "database_snapshot", "crm_records"]
+           "request_head", "database_snapshot", "crm_records", "table_rows"]

@@ -1,9 +1,10 @@
 """Issue 6, item 1: attacks at the vendor inbox. Each asserts the HTTP status,
 the problem URN, and that the CRM did not change.
 
-Every attack runs against both bindings (the ``binding`` fixture): aiohttp
-behind ``GuardedAppRunner``, and the ASGI app behind a real uvicorn server.
-Only the slow request head is aiohttp-only: it tests ``GuardedAppRunner``
+Every attack runs against both bindings and both stores, in three pairs
+(conftest.py): aiohttp behind ``GuardedAppRunner`` and the ASGI app behind a
+real uvicorn server, each on SQLite, and aiohttp on PostgreSQL. Only the slow
+request head and the half-close are aiohttp-only: it tests ``GuardedAppRunner``
 (uvicorn has no head timeout of its own; README.md says what to put in front)."""
 
 from __future__ import annotations
@@ -179,10 +180,10 @@ async def test_message_addressed_to_another_vendor(inbox: Inbox, attacker: Perso
     await rejected(inbox, attacker, raw, "not-for-me")
 
 
-async def test_a_real_cross_vendor_replay(vendor: Vendor, db_path: str, served_app) -> None:
+async def test_a_real_cross_vendor_replay(vendor: Vendor, store: str, served_app) -> None:
     # Two vendors in one database file, mounted side by side in one server: a
     # message vendor A really accepted, replayed verbatim to vendor B.
-    other = Vendor.open(db_path, name="Other Shop", passphrase=PASSPHRASE)
+    other = Vendor.open(store, name="Other Shop", passphrase=PASSPHRASE)
     try:
         client = await served_app({"/a": vendor, "/b": other})
         shop_a, shop_b = [
@@ -408,13 +409,14 @@ class FailingCrm(SqliteCrm):
         return record
 
 
-async def test_a_database_failure_is_a_503_and_records_nothing(db_path: str,
+async def test_a_database_failure_is_a_503_and_records_nothing(store: str,
                                                                served_app) -> None:
     sink = FailingCrm()
-    vendor = Vendor.open(db_path, name="Fragile", passphrase=PASSPHRASE, sink=sink)
+    vendor = Vendor.open(store, name="Fragile", passphrase=PASSPHRASE, sink=sink)
     try:
         client = await served_app(vendor)
-        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json())
+        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(),
+                      store)
         person = await inbox.related(given_name="Ann")
         raw = person.message("feedback", {"score": 9})
         sink.failing = True

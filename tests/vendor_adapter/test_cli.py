@@ -63,14 +63,14 @@ class Server:
 
 
 @pytest.fixture
-def served(db_path: str) -> Iterator[Server]:
-    server = Server(db_path, "--name", "Bikes4U")
+def served(store: str) -> Iterator[Server]:
+    server = Server(store, "--name", "Bikes4U")
     yield server
     if server.proc.poll() is None:
         server.stop()
 
 
-def test_serve_offer_and_list(served: Server, db_path: str) -> None:
+def test_serve_offer_and_list(served: Server, store: str) -> None:
     assert served.discovery["name"] == "Bikes4U"
     assert served.discovery["inbox"] == served.url + "/inbox"
     person = Person(served.discovery["id"])
@@ -80,21 +80,21 @@ def test_serve_offer_and_list(served: Server, db_path: str) -> None:
     intent = person.envelope("intent", {"summary": "touring bike", "category": "bikes"})
     assert served.post(person.sign_payload(intent))[0] == 200
 
-    contacts = run("crm", "contacts", "--db", db_path, "--json")
+    contacts = run("crm", "contacts", "--db", store, "--json")
     assert contacts.returncode == 0, contacts.stderr
     assert json.loads(contacts.stdout)[0]["given_name"] == "Ann"
-    table = run("crm", "contacts", "--db", db_path)
+    table = run("crm", "contacts", "--db", store)
     assert table.returncode == 0 and "Ann" in table.stdout
-    leads = json.loads(run("crm", "leads", "--db", db_path, "--json").stdout)
+    leads = json.loads(run("crm", "leads", "--db", store, "--json").stdout)
     assert leads[0]["summary"] == "touring bike"
-    sf = json.loads(run("crm", "contacts", "--db", db_path, "--json", "--mapping",
+    sf = json.loads(run("crm", "contacts", "--db", store, "--json", "--mapping",
                         "salesforce").stdout)
     assert sf[0]["Email"] == "ann@example.org"
-    assert len(json.loads(run("crm", "activities", "--db", db_path, "--json").stdout)) == 2
-    assert json.loads(run("crm", "feedback", "--db", db_path, "--json").stdout) == []
+    assert len(json.loads(run("crm", "activities", "--db", store, "--json").stdout)) == 2
+    assert json.loads(run("crm", "feedback", "--db", store, "--json").stdout) == []
 
     # an offer made from another process, while the server runs, reaches the agent
-    offer = run("offer", str(leads[0]["id"]), "--db", db_path, "--summary", "Trek 520",
+    offer = run("offer", str(leads[0]["id"]), "--db", store, "--summary", "Trek 520",
                 "--price", "749.00", "--currency", "EUR",
                 "--valid-until", "2030-01-01T00:00:00Z")
     assert offer.returncode == 0, offer.stderr
@@ -103,7 +103,7 @@ def test_serve_offer_and_list(served: Server, db_path: str) -> None:
     receipt = verify_receipt(body, served.discovery, person.did)["body"]
     payload = json.loads(protocol.b64url_decode(receipt["messages"][0]["payload"], what="p"))
     assert payload["id"] == offer_id and payload["thread"] == intent["id"]
-    assert json.loads(run("crm", "leads", "--db", db_path, "--json").stdout)[0]["status"] == "offered"
+    assert json.loads(run("crm", "leads", "--db", store, "--json").stdout)[0]["status"] == "offered"
 
     assert served.stop(signal.SIGTERM) == 0
 
@@ -147,9 +147,9 @@ def test_mistakes_are_one_sentence(db_path: str, tmp_path: Any) -> None:
     (["serve", "--db", "x.db", "--verbose"],
      "vrm-vendor serve: --verbose is not an option of vrm-vendor serve"),
     (["launch"], "vrm-vendor: 'launch' is not a command; use serve, crm, offer, offers, "
-                 "offer withdraw or forward (see vrm-vendor --help)"),
-    ([], "vrm-vendor: name a command: serve, crm, offer, offers, offer withdraw or forward "
-         "(see vrm-vendor --help)"),
+                 "offer withdraw, forward or migrate (see vrm-vendor --help)"),
+    ([], "vrm-vendor: name a command: serve, crm, offer, offers, offer withdraw, forward "
+         "or migrate (see vrm-vendor --help)"),
     (["crm", "--db", "x.db"], "vrm-vendor crm: name the records to list: "
                               "activities, contacts, feedback, leads"),
     (["crm", "people", "--db", "x.db"],

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 
 from .conftest import PASSPHRASE, database_snapshot
@@ -200,26 +201,53 @@ async def discovery_of(db: str, *options: str) -> dict[str, Any]:
     return document
 
 
-async def test_a_name_typed_in_another_case_is_the_same_vendor(db_path: str) -> None:
-    first = await discovery_of(db_path, "--name", "Bikes4U")
-    again = await discovery_of(db_path, "--name", "bikes4u")
+async def test_a_name_typed_in_another_case_is_the_same_vendor(store: str) -> None:
+    first = await discovery_of(store, "--name", "Bikes4U")
+    again = await discovery_of(store, "--name", "bikes4u")
     assert (again["id"], again["name"]) == (first["id"], "Bikes4U")  # the same key: no new vendor
-    assert len(database_snapshot(db_path)["vrm_vendor"]) == 1
+    assert len(database_snapshot(store)["vrm_vendor"]) == 1
 
 
-async def test_a_second_vendor_is_added_only_with_new_vendor(db_path: str) -> None:
-    first = await discovery_of(db_path, "--name", "Bikes4U")
-    before = database_snapshot(db_path)
-    result = await asyncio.to_thread(run, "serve", "--db", db_path, "--port", "0",
+async def test_a_second_vendor_is_added_only_with_new_vendor(store: str) -> None:
+    first = await discovery_of(store, "--name", "Bikes4U")
+    before = database_snapshot(store)
+    result = await asyncio.to_thread(run, "serve", "--db", store, "--port", "0",
                                      "--name", "Bikes4You")
     one_sentence(result, "--new-vendor")
-    assert database_snapshot(db_path) == before
-    second = await discovery_of(db_path, "--name", "Bikes4You", "--new-vendor")
+    assert database_snapshot(store) == before
+    second = await discovery_of(store, "--name", "Bikes4You", "--new-vendor")
     assert second["name"] == "Bikes4You" and second["id"] != first["id"]
     # --new-vendor on a name that exists serves that vendor; it makes no third.
-    again = await discovery_of(db_path, "--name", "BIKES4YOU", "--new-vendor")
+    again = await discovery_of(store, "--name", "BIKES4YOU", "--new-vendor")
     assert again["id"] == second["id"]
-    assert len(database_snapshot(db_path)["vrm_vendor"]) == 2
+    assert len(database_snapshot(store)["vrm_vendor"]) == 2
+
+
+async def test_a_postgresql_database_without_a_vendor_is_a_new_one(postgres: Any) -> None:
+    # An empty database (createdb), without even the adapter's tables: serve
+    # creates them and the vendor, which the next serve finds again.
+    with postgres.database(template="template0") as dsn:
+        first = await discovery_of(dsn, "--name", "Bikes4U")
+        assert first["name"] == "Bikes4U"
+        again = await discovery_of(dsn)
+        assert again["id"] == first["id"]
+        assert len(database_snapshot(dsn)["vrm_vendor"]) == 1
+
+
+def test_a_postgresql_database_of_another_application_is_refused(postgres: Any) -> None:
+    # Its own table has a name the adapter's schema uses: one sentence, and its
+    # table and row are as they were, with none of the adapter's tables made.
+    with postgres.database(template="template0") as dsn:
+        with psycopg.connect(dsn) as conn:
+            conn.execute("CREATE TABLE contact (id INTEGER PRIMARY KEY, phone TEXT)")
+            conn.execute("INSERT INTO contact VALUES (1, '+32 2 555 01 01')")
+        result = run("serve", "--db", dsn, "--port", "0", "--name", "Bikes4U")
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        tables = database_snapshot(dsn)
+        assert tables["contact"] == [(1, "+32 2 555 01 01")]
+        assert not any(name.startswith("vrm_") and name != "vrm_migrations"
+                       for name in tables)
 
 
 def test_a_passphrase_that_is_not_utf_8_is_one_sentence_and_leaves_nothing(

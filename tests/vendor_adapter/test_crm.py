@@ -30,8 +30,8 @@ def test_flatten() -> None:
     assert flatten({"a": 1, "b": {"c": 2}}) == {"a": 1, "b.c": 2}
 
 
-def _vendor_with_contact(db_path: str) -> Vendor:
-    vendor = Vendor.open(db_path, passphrase=PASSPHRASE)
+def _vendor_with_contact(store: str) -> Vendor:
+    vendor = Vendor.open(store, passphrase=PASSPHRASE)
     person = Person(vendor.did)
     assert vendor.handle_sync(person.request(**PROFILE), protocol.MEDIA_TYPE).status == 200
     assert vendor.handle_sync(person.message("intent", {
@@ -40,8 +40,8 @@ def _vendor_with_contact(db_path: str) -> Vendor:
     return vendor
 
 
-def test_salesforce_mapping(db_path: str) -> None:
-    with _vendor_with_contact(db_path) as vendor:
+def test_salesforce_mapping(store: str) -> None:
+    with _vendor_with_contact(store) as vendor:
         (contact,) = vendor.crm.contacts(mapping=SALESFORCE)
         assert {k: contact[k] for k in ("FirstName", "LastName", "Email", "Phone",
                                         "MailingStreet", "MailingCity", "MailingPostalCode",
@@ -53,8 +53,8 @@ def test_salesforce_mapping(db_path: str) -> None:
         assert (lead["Description"], lead["Budget__c"], lead["Status"]) == ("bike", "800", "open")
 
 
-def test_hubspot_mapping(db_path: str) -> None:
-    with _vendor_with_contact(db_path) as vendor:
+def test_hubspot_mapping(store: str) -> None:
+    with _vendor_with_contact(store) as vendor:
         (contact,) = vendor.crm.contacts(mapping=HUBSPOT)
         assert {k: contact[k] for k in ("firstname", "lastname", "email", "phone", "address",
                                         "city", "zip", "state", "country")} == {
@@ -63,16 +63,16 @@ def test_hubspot_mapping(db_path: str) -> None:
             "state": "OVL", "country": "BE"}
 
 
-def test_a_vendor_can_replace_a_mapping(db_path: str) -> None:
+def test_a_vendor_can_replace_a_mapping(store: str) -> None:
     mine = DEFAULT.replace("contact", email="work_email", postal_address__locality="town")
-    with _vendor_with_contact(db_path) as vendor:
+    with _vendor_with_contact(store) as vendor:
         (contact,) = vendor.crm.contacts(mapping=mine)
         assert contact["work_email"] == "ann@example.org" and contact["town"] == "Gent"
         assert "email" not in contact
 
 
-def test_relationship_summary(db_path: str) -> None:
-    with _vendor_with_contact(db_path) as vendor:
+def test_relationship_summary(store: str) -> None:
+    with _vendor_with_contact(store) as vendor:
         (contact,) = vendor.crm.contacts()
         assert contact["message_counts"] == {"relationship.request": 1, "intent": 1}
         assert contact["intent_categories"] == ["bikes"]
@@ -104,14 +104,14 @@ class RejectingSink:
                                    message_id=event.message.id)
 
 
-def test_custom_sinks(db_path: str) -> None:
+def test_custom_sinks(store: str) -> None:
     sink = ForwardingSink()
     assert isinstance(sink, CrmSink) and isinstance(RejectingSink(), CrmSink)
-    with Vendor.open(db_path, name="fwd", passphrase=PASSPHRASE, sink=sink) as vendor:
+    with Vendor.open(store, name="fwd", passphrase=PASSPHRASE, sink=sink) as vendor:
         person = Person(vendor.did)
         assert vendor.handle_sync(person.request(**PROFILE), protocol.MEDIA_TYPE).status == 200
         assert sink.forwarded[0][1]["city"] == "Gent"
-    with Vendor.open(db_path, name="picky", passphrase=PASSPHRASE, sink=RejectingSink()) as v:
+    with Vendor.open(store, name="picky", passphrase=PASSPHRASE, sink=RejectingSink()) as v:
         person = Person(v.did)
         response = v.handle_sync(person.request(), protocol.MEDIA_TYPE)
         assert response.status == 422
@@ -129,8 +129,8 @@ class TerseRejectingSink:
         raise protocol.InvalidBody("our CRM does not take this")
 
 
-def test_a_sink_refusal_is_a_receipt_for_that_very_message(db_path: str) -> None:
-    with Vendor.open(db_path, name="terse", passphrase=PASSPHRASE,
+def test_a_sink_refusal_is_a_receipt_for_that_very_message(store: str) -> None:
+    with Vendor.open(store, name="terse", passphrase=PASSPHRASE,
                      sink=TerseRejectingSink()) as vendor:
         person = Person(vendor.did)
         raw = person.request()

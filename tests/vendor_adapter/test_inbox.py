@@ -1,13 +1,13 @@
 """Every inbox outcome, through the real HTTP interface, receipts verified with jwcrypto.
 
-Every test runs against both bindings (the ``binding`` fixture): aiohttp, and
-the ASGI app behind a real uvicorn server."""
+Every test runs against both bindings and both stores, in three pairs
+(conftest.py): aiohttp and the ASGI app behind a real uvicorn server, each on
+SQLite, and aiohttp on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -16,7 +16,16 @@ import pytest
 import protocol
 from vendor_adapter import Vendor
 
-from .conftest import JOSE, PASSPHRASE, Inbox, JwcryptoPerson, Person, now, verify_receipt
+from .conftest import (
+    JOSE,
+    PASSPHRASE,
+    Inbox,
+    JwcryptoPerson,
+    Person,
+    now,
+    table_rows,
+    verify_receipt,
+)
 
 
 async def test_discovery_document(inbox: Inbox) -> None:
@@ -130,13 +139,13 @@ async def test_first_message_must_be_a_relationship_request(inbox: Inbox) -> Non
     assert inbox.crm() == ([], [], [], [])
 
 
-async def test_vendor_hook_may_refuse_a_relationship(db_path: str, served_app) -> None:
-    refused = Vendor.open(db_path, name="Picky", passphrase=PASSPHRASE,
+async def test_vendor_hook_may_refuse_a_relationship(store: str, served_app) -> None:
+    refused = Vendor.open(store, name="Picky", passphrase=PASSPHRASE,
                           accept_relationship=lambda request: "we only serve Belgium")
     try:
         client = await served_app(refused)
         doc = await (await client.get("/.well-known/vrm")).json()
-        inbox = Inbox(client, refused, doc)
+        inbox = Inbox(client, refused, doc, store)
         person = inbox.person()
         receipt = await inbox.send(person, person.request(), status=422)
         assert receipt["status"] == "rejected"
@@ -169,9 +178,9 @@ async def test_vendor_to_agent_types_are_not_taken_at_the_inbox(inbox: Inbox, ty
     assert inbox.snapshot() == before
 
 
-async def test_the_inbox_takes_only_the_types_the_vendor_lists(db_path: str,
+async def test_the_inbox_takes_only_the_types_the_vendor_lists(store: str,
                                                                served_app) -> None:
-    vendor = Vendor.open(db_path, name="Narrow", passphrase=PASSPHRASE,
+    vendor = Vendor.open(store, name="Narrow", passphrase=PASSPHRASE,
                          types=("relationship.request", "contact.update"))
     try:
         client = await served_app(vendor)
@@ -179,7 +188,7 @@ async def test_the_inbox_takes_only_the_types_the_vendor_lists(db_path: str,
         # Narrowed, but never below what every vendor takes (PROTOCOL.md §7).
         assert discovery["types"] == ["relationship.request", "contact.update",
                                       "relationship.end", "messages.fetch"]
-        narrow = Inbox(client, vendor, discovery)
+        narrow = Inbox(client, vendor, discovery, store)
         person = await narrow.related()
         before = narrow.snapshot()
         for score in (9, 11):  # an invalid body too: the type is refused first
@@ -271,16 +280,8 @@ PERSONAL = ("Annabel", "Vanderstraeten", "annabel@example.org", "+32470123456", 
 
 
 def raw_tables(path: str) -> dict[str, list[dict]]:
-    """Every row of every table, read straight from the SQLite file."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-        return {name: [dict(r) for r in conn.execute(f'SELECT * FROM "{name}"')]
-                for name in names}
-    finally:
-        conn.close()
+    """Every row of every table, read straight from the store (file or DSN)."""
+    return table_rows(path)
 
 
 async def share_everything(inbox: Inbox, person: Person, *, offer: bool = True) -> None:
@@ -340,26 +341,26 @@ async def test_relationship_end_with_erase_keeps_only_a_tombstone(inbox: Inbox) 
     await inbox.send(other, other.message("feedback", {"score": 7}))  # passive: not searched
     await inbox.vendor.make_offer(inbox.vendor.crm.leads()[-1]["id"], summary="a helmet, 39.00")
     others = {t: [r for r in rows if other.did in (r.get("did"), r.get("sender"))]
-              for t, rows in raw_tables(inbox.vendor.db_path).items()}
+              for t, rows in raw_tables(inbox.target).items()}
     (contact,) = [c for c in inbox.vendor.crm.contacts() if c["did"] == person.did]
     customer_id = contact["customer_id"]
     assert customer_id and contact["terms"] == TERMS and contact["feedback_class"] == "promoter"
-    assert customer_id in json.dumps(raw_tables(inbox.vendor.db_path))
+    assert customer_id in json.dumps(raw_tables(inbox.target))
 
     end = person.message("relationship.end", {"erase": True})
     receipt = await inbox.send(person, end)
     assert receipt["status"] == "accepted" and receipt["record"]["erased"] is True
-    assert_erased(inbox.vendor.db_path, person.did, end)
-    assert customer_id not in json.dumps(raw_tables(inbox.vendor.db_path))
+    assert_erased(inbox.target, person.did, end)
+    assert customer_id not in json.dumps(raw_tables(inbox.target))
     contact = [c for c in inbox.vendor.crm.contacts() if c["did"] == person.did][0]
     assert contact["erased"] is True and contact["message_counts"] == {}
     # The other person's records are untouched.
     assert {t: [r for r in rows if other.did in (r.get("did"), r.get("sender"))]
-            for t, rows in raw_tables(inbox.vendor.db_path).items()} == others
+            for t, rows in raw_tables(inbox.target).items()} == others
 
     replay = await inbox.send(person, end)
     assert replay["status"] == "duplicate" and replay["record"]["erased"] is True
-    assert_erased(inbox.vendor.db_path, person.did, end)
+    assert_erased(inbox.target, person.did, end)
 
 
 async def test_erasure_after_an_end_without_it(inbox: Inbox) -> None:
@@ -377,17 +378,17 @@ async def test_erasure_after_an_end_without_it(inbox: Inbox) -> None:
     erase = person.message("relationship.end", {"erase": True, "reason": "changed my mind"})
     receipt = await inbox.send(person, erase)
     assert receipt["status"] == "accepted" and receipt["record"]["erased"] is True
-    assert_erased(inbox.vendor.db_path, person.did, erase)
+    assert_erased(inbox.target, person.did, erase)
     assert inbox.vendor.crm.contacts()[0]["ended"] == ended  # when it ended, not erased
     # Replays keep their original outcomes; a new erasure request is gone like the rest.
     assert (await inbox.send(person, first)) == {"status": "duplicate",
                                                  "record": {"contact": 1, "erased": False}}
     assert (await inbox.send(person, erase))["status"] == "duplicate"
-    before = raw_tables(inbox.vendor.db_path)
+    before = raw_tables(inbox.target)
     again = await inbox.send(person, person.message("relationship.end", {"erase": True}),
                              status=410)
     assert "erased" in again["problem"]["detail"]
-    assert raw_tables(inbox.vendor.db_path) == before
+    assert raw_tables(inbox.target) == before
 
 
 @pytest.mark.parametrize("erase", [False, True])
@@ -405,7 +406,7 @@ async def test_end_cancels_open_leads_and_drops_queued_offers(inbox: Inbox, eras
     assert statuses == ["open", "offered", "cancelled", "offered"]
 
     await inbox.send(person, person.message("relationship.end", {"erase": erase}))
-    outbox = raw_tables(inbox.vendor.db_path)["vrm_outbox"]
+    outbox = raw_tables(inbox.target)["vrm_outbox"]
     assert [row["did"] for row in outbox] == [other.did]
     if erase:
         assert [lead["did"] for lead in inbox.vendor.crm.leads()] == [other.did]
@@ -416,7 +417,7 @@ async def test_end_cancels_open_leads_and_drops_queued_offers(inbox: Inbox, eras
     assert len(fetched["messages"]) == 1
 
 
-async def test_a_repeated_request_restates_what_the_person_shares(db_path: str,
+async def test_a_repeated_request_restates_what_the_person_shares(store: str,
                                                                  served_app) -> None:
     """From an active DID, relationship.request replaces the profile and the terms
     with exactly what it states; the hook is not asked again (the relationship
@@ -427,11 +428,12 @@ async def test_a_repeated_request_restates_what_the_person_shares(db_path: str,
         asked.append(request.sender)
         return True
 
-    vendor = Vendor.open(db_path, name="Hooked", passphrase=PASSPHRASE,
+    vendor = Vendor.open(store, name="Hooked", passphrase=PASSPHRASE,
                          accept_relationship=hook)
     try:
         client = await served_app(vendor)
-        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json())
+        inbox = Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(),
+                      store)
         person = inbox.person()
         await share_everything(inbox, person, offer=False)
         first = vendor.crm.contacts()[0]
@@ -478,12 +480,13 @@ class Clock:
 
 
 @pytest.fixture
-async def clocked(db_path: str, served_app) -> AsyncIterator[tuple[Inbox, Clock]]:
+async def clocked(store: str, served_app) -> AsyncIterator[tuple[Inbox, Clock]]:
     clock = Clock(now())
-    vendor = Vendor.open(db_path, name="Clocked", passphrase=PASSPHRASE, clock=clock)
+    vendor = Vendor.open(store, name="Clocked", passphrase=PASSPHRASE, clock=clock)
     try:
         client = await served_app(vendor)
-        yield Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json()), clock
+        yield (Inbox(client, vendor, await (await client.get("/.well-known/vrm")).json(),
+                     store), clock)
     finally:
         vendor.close()
 
@@ -505,9 +508,8 @@ async def test_expired_offers_are_not_fetched_and_are_purged(clocked) -> None:
     assert [json.loads(protocol.b64url_decode(m["payload"], what="p"))["id"]
             for m in receipt["messages"]] == [late]
     # The writer's periodic maintenance (run here at once) purges by the vendor's clock.
-    writer = inbox.vendor._db.writer
-    writer.run_sync(writer._maintenance)
-    outbox = raw_tables(inbox.vendor.db_path)["vrm_outbox"]
+    inbox.vendor._db.purge()
+    outbox = raw_tables(inbox.target)["vrm_outbox"]
     assert [row["message_id"] for row in outbox] == [late]
     again = await inbox.send(person, person.message("messages.fetch", {"after": None},
                                                     created=clock.at))
@@ -523,12 +525,11 @@ async def test_purge_never_forgets_an_id_the_vendor_clock_still_needs(clocked) -
     request = person.message("relationship.request", {"profile": {"given_name": "Ann"}},
                              created=clock.at)
     assert (await inbox.send(person, request))["status"] == "accepted"
-    writer = inbox.vendor._db.writer  # run its periodic maintenance at once
-    writer.run_sync(writer._maintenance)
+    inbox.vendor._db.purge()  # run the periodic purge at once
     assert (await inbox.send(person, request))["status"] == "duplicate"
     clock.at += timedelta(days=8)  # now it has expired for the vendor too
-    writer.run_sync(writer._maintenance)
-    assert raw_tables(inbox.vendor.db_path)["vrm_seen"] == []
+    inbox.vendor._db.purge()
+    assert raw_tables(inbox.target)["vrm_seen"] == []
 
 
 async def test_offer_is_fetched_by_the_agent(inbox: Inbox) -> None:

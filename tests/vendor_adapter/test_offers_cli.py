@@ -57,10 +57,10 @@ def test_offers_are_normalised_where_the_meaning_is_plain() -> None:
                               "url": "https://s.example/t"}
 
 
-async def test_a_withdrawn_offer_is_never_delivered_whatever_the_race(db_path: str) -> None:
+async def test_a_withdrawn_offer_is_never_delivered_whatever_the_race(store: str) -> None:
     """Withdraw and fetch at once, many times: each offer is either fetched (and the
     withdrawal refused) or withdrawn (and never in any fetch), never both."""
-    vendor = Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE)
+    vendor = Vendor.open(store, name="Bikes4U", passphrase=PASSPHRASE)
     try:
         person = Person(vendor.did)
         _post(vendor, person.request())
@@ -125,15 +125,15 @@ def _fetched(vendor: Vendor, person: Person, after: str | None) -> tuple[list[st
 
 
 def test_offer_mistakes_are_sentences_and_offers_list_fetched_and_withdrawn(
-        db_path: str) -> None:
-    vendor = Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE)
+        store: str) -> None:
+    vendor = Vendor.open(store, name="Bikes4U", passphrase=PASSPHRASE)
     try:
         person = Person(vendor.did)
         _post(vendor, person.request(email="ann@example.org"))
         _post(vendor, person.message("intent", {"summary": "Touring bike"}))
         [lead] = vendor.crm.leads()
         lead_id = str(lead["id"])
-        offer = ("offer", lead_id, "--db", db_path, "--summary", "Trek 520")
+        offer = ("offer", lead_id, "--db", store, "--summary", "Trek 520")
 
         price, currency, past, url = _all(
             (*offer, "--price", "7,50"), (*offer, "--price", "7.50", "--currency", "euro"),
@@ -159,17 +159,17 @@ def test_offer_mistakes_are_sentences_and_offers_list_fetched_and_withdrawn(
         second = run(*offer, "--price", "699.00")
         assert second.returncode == 0, second.stderr
         second_id = second.stdout.strip()
-        listed = json.loads(run("offers", "--db", db_path, "--json").stdout)
+        listed = json.loads(run("offers", "--db", store, "--json").stdout)
         assert is_valid(listed, _schema("vrm-vendor-offers")), listed
         assert {o["id"]: o["status"] for o in listed} == {first["id"]: "fetched",
                                                           second_id: "waiting"}
         assert [o["fetched"] is not None for o in listed if o["id"] == first["id"]] == [True]
-        table = run("offers", "--db", db_path, "--lead", lead_id)
+        table = run("offers", "--db", store, "--lead", lead_id)
         assert table.returncode == 0 and "fetched" in table.stdout and "waiting" in table.stdout
 
-        fails(run("offer", "withdraw", first["id"], "--db", db_path),
+        fails(run("offer", "withdraw", first["id"], "--db", store),
               "can no longer be withdrawn")
-        withdrawn = run("offer", "withdraw", second_id[:8], "--db", db_path)
+        withdrawn = run("offer", "withdraw", second_id[:8], "--db", store)
         assert withdrawn.returncode == 0, withdrawn.stderr
         assert "never be delivered" in withdrawn.stdout
         # A withdrawn offer is never delivered, and the lead is open for another.
@@ -177,15 +177,15 @@ def test_offer_mistakes_are_sentences_and_offers_list_fetched_and_withdrawn(
         assert _fetched(vendor, person, None)[0] == [first["id"]]
         assert vendor.crm.leads()[0]["status"] == "open"
         third = run(*offer, "--price", "649.00")
-        gone = json.loads(run("offer", "withdraw", third.stdout.strip(), "--db", db_path,
+        gone = json.loads(run("offer", "withdraw", third.stdout.strip(), "--db", store,
                               "--json").stdout)
         assert gone["status"] == "withdrawn" and gone["withdrawn"]
         assert is_valid(gone, _schema("vrm-vendor-offer-withdraw")), gone
         assert {o["id"]: o["status"] for o in vendor.offers(lead_id=lead_id)
                 if o["id"] != gone["id"]} == {
             first["id"]: "fetched", second_id: "withdrawn"}
-        fails(run("offer", "withdraw", second_id, "--db", db_path), "withdrawn already")
-        fails(run("offer", "withdraw", "nope", "--db", db_path), "no offer 'nope'")
+        fails(run("offer", "withdraw", second_id, "--db", store), "withdrawn already")
+        fails(run("offer", "withdraw", "nope", "--db", store), "no offer 'nope'")
     finally:
         vendor.close()
 

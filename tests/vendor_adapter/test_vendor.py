@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -34,26 +35,26 @@ def test_identity_is_created_once_and_sealed(db_path: str) -> None:
     assert protocol.b64url_encode(seed) not in sealed
 
 
-def test_passphrase_is_needed_and_checked(db_path: str) -> None:
+def test_passphrase_is_needed_and_checked(store: str) -> None:
     with pytest.raises(PassphraseError, match="passphrase"):
-        Vendor.open(db_path, name="Bikes4U")
-    Vendor.open(db_path, name="Bikes4U", passphrase=PASSPHRASE).close()
+        Vendor.open(store, name="Bikes4U")
+    Vendor.open(store, name="Bikes4U", passphrase=PASSPHRASE).close()
     with pytest.raises(PassphraseError, match="wrong"):
-        Vendor.open(db_path, name="Bikes4U", passphrase="not it")
+        Vendor.open(store, name="Bikes4U", passphrase="not it")
 
 
-def test_wrong_passphrase_from_a_fresh_process_cache(db_path: str) -> None:
+def test_wrong_passphrase_from_a_fresh_process_cache(store: str) -> None:
     from vendor_adapter import _identity
-    Vendor.open(db_path, passphrase=PASSPHRASE).close()
+    Vendor.open(store, passphrase=PASSPHRASE).close()
     _identity._CREATED.clear()  # as if another process had created the file
     with pytest.raises(PassphraseError):
-        Vendor.open(db_path, passphrase="not it")
-    with Vendor.open(db_path, passphrase=PASSPHRASE) as vendor:
+        Vendor.open(store, passphrase="not it")
+    with Vendor.open(store, passphrase=PASSPHRASE) as vendor:
         assert vendor.name == "VRM vendor"
 
 
-def test_many_vendors_share_one_file(db_path: str) -> None:
-    vendors = [Vendor.open(db_path, name=f"shop{i}", passphrase=PASSPHRASE) for i in range(20)]
+def test_many_vendors_share_one_file(store: str) -> None:
+    vendors = [Vendor.open(store, name=f"shop{i}", passphrase=PASSPHRASE) for i in range(20)]
     try:
         assert len({v.did for v in vendors}) == 20
         assert vendors[0]._db is vendors[19]._db  # one writer for the whole file
@@ -62,18 +63,18 @@ def test_many_vendors_share_one_file(db_path: str) -> None:
                                       protocol.MEDIA_TYPE).status == 200
         assert [len(v.crm.contacts()) for v in vendors] == [0, 0, 0, 1] + [0] * 16
         with pytest.raises(VendorNotFound, match="20 vendors"):
-            Vendor.open(db_path, passphrase=PASSPHRASE)
+            Vendor.open(store, passphrase=PASSPHRASE)
     finally:
         for v in vendors:
             v.close()
-    with Vendor.open(db_path, name="shop3", passphrase=PASSPHRASE) as again:
+    with Vendor.open(store, name="shop3", passphrase=PASSPHRASE) as again:
         assert again.crm.contacts()[0]["given_name"] == "A"
 
 
-def test_open_without_create(db_path: str) -> None:
-    Vendor.open(db_path, name="a", passphrase=PASSPHRASE).close()
+def test_open_without_create(store: str) -> None:
+    Vendor.open(store, name="a", passphrase=PASSPHRASE).close()
     with pytest.raises(VendorNotFound):
-        Vendor.open(db_path, name="b", passphrase=PASSPHRASE, create=False)
+        Vendor.open(store, name="b", passphrase=PASSPHRASE, create=False)
 
 
 def test_bad_path_is_a_storage_error(tmp_path) -> None:
@@ -86,8 +87,8 @@ def test_bad_path_is_a_storage_error(tmp_path) -> None:
         Vendor.open(str(not_a_db), passphrase=PASSPHRASE)
 
 
-async def test_use_after_close(db_path: str) -> None:
-    vendor = Vendor.open(db_path, passphrase=PASSPHRASE)
+async def test_use_after_close(store: str) -> None:
+    vendor = Vendor.open(store, passphrase=PASSPHRASE)
     vendor.close()
     vendor.close()  # idempotent
     with pytest.raises(ClosedError):
@@ -95,8 +96,8 @@ async def test_use_after_close(db_path: str) -> None:
     assert (await vendor.handle(b"{}", protocol.MEDIA_TYPE)).status == 503
 
 
-async def test_group_commit_batches_concurrent_writes(db_path: str) -> None:
-    with Vendor.open(db_path, passphrase=PASSPHRASE) as vendor:
+async def test_group_commit_batches_concurrent_writes(store: str) -> None:
+    with Vendor.open(store, passphrase=PASSPHRASE) as vendor:
         people = [Person(vendor.did) for _ in range(200)]
         stats = vendor._db.writer.stats
         before = stats.batches
@@ -109,16 +110,16 @@ async def test_group_commit_batches_concurrent_writes(db_path: str) -> None:
         assert stats.largest_batch > 1
 
 
-async def test_a_failing_job_does_not_spoil_its_batch(db_path: str) -> None:
-    with Vendor.open(db_path, passphrase=PASSPHRASE) as vendor:
+async def test_a_failing_job_does_not_spoil_its_batch(store: str) -> None:
+    with Vendor.open(store, passphrase=PASSPHRASE) as vendor:
         writer = vendor._db.writer
 
-        def good(conn: sqlite3.Connection) -> int:
+        def good(conn: Any) -> int:
             conn.execute("INSERT INTO vrm_keystore (id, params) VALUES (1, 'x') "
                          "ON CONFLICT DO NOTHING")
             return 1
 
-        def bad(conn: sqlite3.Connection) -> int:
+        def bad(conn: Any) -> int:
             conn.execute("UPDATE vrm_vendor SET name = 'changed'")
             raise ValueError("no")
 
@@ -135,9 +136,9 @@ async def test_public_base_url_names_the_inbox(vendor: Vendor, aiohttp_client) -
     assert doc["inbox"] == "https://shop.example/vrm/inbox"
 
 
-def test_expired_message_ids_are_purged(db_path: str) -> None:
-    from vendor_adapter._database import _purge_expired
-    with Vendor.open(db_path, passphrase=PASSPHRASE) as vendor:
+def test_expired_message_ids_are_purged(store: str) -> None:
+    from vendor_adapter._ledger import purge_expired as _purge_expired
+    with Vendor.open(store, passphrase=PASSPHRASE) as vendor:
         person = Person(vendor.did)
         assert vendor.handle_sync(person.request(), protocol.MEDIA_TYPE).status == 200
         db = vendor._db

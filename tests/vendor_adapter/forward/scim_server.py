@@ -46,7 +46,7 @@ class ScimServer:
         exe = shutil.which("scim2-server", path=str(Path(sys.executable).parent))
         assert exe, "scim2-server is in the test extra"
         self.proc = subprocess.Popen(
-            [exe, "--hostname", "127.0.0.1", "--port", "0", "--bearer-token", token],
+            [exe, "--hostname", "127.0.0.1", "--port", "0", f"--bearer-token={token}"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
