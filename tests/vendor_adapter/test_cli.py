@@ -246,7 +246,7 @@ def _crm_schema(kind: str) -> dict[str, Any]:
 
 
 def test_crm_json_matches_its_schema_and_tables_are_readable(served: Server,
-                                                             db_path: str) -> None:
+                                                             store: str) -> None:
     from tests.protocol.jsonschema_subset import is_valid
     from vendor_adapter import HUBSPOT, SALESFORCE
 
@@ -260,39 +260,39 @@ def test_crm_json_matches_its_schema_and_tables_are_readable(served: Server,
                                       "comment": "quick and kind"})):
         assert served.post(person.message(type_, body))[0] == 200
     for kind in ("contacts", "leads", "activities", "feedback"):
-        rows = json.loads(run("crm", kind, "--db", db_path, "--json").stdout)
+        rows = json.loads(run("crm", kind, "--db", store, "--json").stdout)
         assert rows and is_valid(rows, _crm_schema(kind)), (kind, rows)
     for mapping in (SALESFORCE, HUBSPOT):
         for kind, table in (("contacts", "contact"), ("leads", "lead")):
-            rows = json.loads(run("crm", kind, "--db", db_path, "--json", "--mapping",
+            rows = json.loads(run("crm", kind, "--db", store, "--json", "--mapping",
                                   mapping.name).stdout)
             assert set(rows[0]) == set(mapping.tables[table].values())
 
     narrow = {**ENV, "COLUMNS": "80"}
     # The feedback table shows the comment; a DID never becomes an emoji.
-    feedback = run("crm", "feedback", "--db", db_path, env=narrow)
+    feedback = run("crm", "feedback", "--db", store, env=narrow)
     assert "quick and kind" in feedback.stdout and "promoter" in feedback.stdout
     # A mapping gives a readable table: the few default columns, under its names.
-    sf = run("crm", "contacts", "--db", db_path, "--mapping", "salesforce", env=narrow)
+    sf = run("crm", "contacts", "--db", store, "--mapping", "salesforce", env=narrow)
     assert sf.returncode == 0
     header = sf.stdout.splitlines()[1].split()
     assert header[:3] == ["FirstName", "LastName", "Email"] and "MailingCity" in header
     assert "Leeds" in sf.stdout and "Ann" in sf.stdout
     # --columns chooses them, by the mapping's names; --json too.
-    chosen = run("crm", "contacts", "--db", db_path, "--mapping", "hubspot", "--columns",
+    chosen = run("crm", "contacts", "--db", store, "--mapping", "hubspot", "--columns",
                  "vrm_did,email", env=narrow)
     assert chosen.stdout.splitlines()[1].split() == ["vrm_did", "email"]
     assert "🔑" not in chosen.stdout and "did:key:z6Mk…" in chosen.stdout
-    assert json.loads(run("crm", "contacts", "--db", db_path, "--json", "--columns",
+    assert json.loads(run("crm", "contacts", "--db", store, "--json", "--columns",
                           "did,email").stdout) == [{"did": person.did,
                                                     "email": "ann@example.org"}]
-    fails(run("crm", "contacts", "--db", db_path, "--mapping", "salesforce", "--columns",
+    fails(run("crm", "contacts", "--db", store, "--mapping", "salesforce", "--columns",
               "FirstName,given_name"),
           "--columns: given_name is not a column of contacts with --mapping salesforce; "
           "the columns are AccountNumber__c, FirstName")
     for kind in ("contacts", "leads", "activities", "feedback"):
         for mapping in ("default", "salesforce", "hubspot"):
-            table = run("crm", kind, "--db", db_path, "--mapping", mapping, env=narrow)
+            table = run("crm", kind, "--db", store, "--mapping", mapping, env=narrow)
             assert table.returncode == 0
             assert max(map(len, table.stdout.splitlines())) <= 80, table.stdout
     # vrm-vendor --version
