@@ -11,6 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+from protocol import display_text
+from vrm_cli._args import explain
+
 from ._agent import Agent
 from ._backup import backup_home, stdout_binary
 from ._errors import PassphraseError
@@ -44,9 +47,11 @@ def choose_passphrase(*, variable: str, what: str) -> str:
 
 
 def _backup_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", metavar="FILE", required=True,
-                        help="write the backup to FILE (mode 0600; written whole or not at "
-                             "all), or - for standard output")
+    explain(parser.add_argument("-o", "--output", metavar="FILE", required=True,
+                                help="write the backup to FILE (mode 0600; written whole or "
+                                     "not at all), or - for standard output"),
+            missing="say where to write the backup, like vrm backup -o vrm-backup.db "
+                    "(-o - for standard output)")
 
 
 async def _backup(args: argparse.Namespace) -> int:
@@ -62,12 +67,14 @@ async def _backup(args: argparse.Namespace) -> int:
 
 
 def _note(text: str) -> None:
-    """A note on stderr, so that stdout carries only the backup (``-o -``)."""
-    sys.stderr.write(text + "\n")
+    """A note on stderr, so that stdout carries only the backup (``-o -``); a
+    file name is shown escaped, like every text on the terminal."""
+    sys.stderr.write(display_text(text) + "\n")
 
 
 def _restore_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="a backup made by `vrm backup`")
+    explain(parser.add_argument("file", help="a backup made by `vrm backup`"),
+            missing="name the backup to restore, like vrm restore vrm-backup.db")
 
 
 async def _restore(args: argparse.Namespace) -> int:

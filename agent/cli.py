@@ -5,14 +5,29 @@ methods inside ``asyncio.run`` and prints the answer: a rich table for people,
 or JSON on stdout with ``--json``. Every :class:`AgentError` becomes one
 sentence on stderr and a non-zero exit status; a person never sees a traceback.
 
-Exit status: 0 done (messages may still be pending: they stay in the outbox);
-1 a mistake or an error, said in one sentence; 2 a usage error or an
-unexpected failure; 3 a vendor showed a key other than the pinned one, so
-nothing more goes to it until the person decides (``vrm vendor list`` says
-how); 130 interrupted.
+Output rules, kept by the helpers below so that a new command keeps them too:
 
-Adding a command (``vrm demo`` does this from ``agent/demo.py``, which ``main``
-imports when it exists)::
+- Text from outside (a vendor's name, an offer, a problem's detail, an
+  exception that quotes them) reaches the terminal only through
+  :func:`protocol.display_text` (controls and bidi characters shown escaped,
+  never rich markup): :func:`say`, :func:`fail` and :func:`table` do it; a
+  table cell is a ``rich.text.Text``, never markup, unless it is our own
+  :class:`_Styled` text.
+- ``--json`` output goes through :func:`print_json` (:func:`protocol.display_json`).
+  Its shapes are JSON Schemas in ``schemas/cli/``.
+- Tables fit 80 columns and never break a word: long ids and DIDs are
+  shortened (:func:`short_id`, :func:`short_did`; the full value is in
+  ``--json``), times are local, to the second (:func:`local_time`).
+
+Exit status (:data:`EXIT_STATUSES`): 0 done (messages may still be pending:
+they stay in the outbox); 1 a mistake or an error, said in one sentence; 2 a
+mistake in the command line, or an unexpected failure; 3 a vendor showed a key
+other than the pinned one, so nothing more goes to it until the person decides
+(``vrm vendor list`` says how); 130 interrupted (Ctrl-C).
+
+Adding a command (``vrm demo`` does this from ``agent/demo.py``, ``vrm backup``
+from ``agent/_store_commands.py``: the modules in ``_COMMAND_MODULES``, which
+``build_parser`` imports when they exist)::
 
     from agent.cli import register
 
@@ -25,29 +40,40 @@ imports when it exists)::
 
     register("demo", help="start local vendors and show vrm at work", setup=setup, run=run)
 
-``register(("vendor", "add"), ...)`` adds a command under a group.
+``register(("vendor", "add"), ...)`` adds a command under a group. A command
+that takes ``--json`` (:func:`add_json`) documents its output's shape in
+``schemas/cli/`` (``vrm intent cancel`` -> ``intent-cancel.json``); a test fails
+until it does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import importlib
 import importlib.util
-import json
 import os
+import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-import protocol
+from protocol import display_json, display_text
+from vrm_cli import EXIT_INTERRUPTED, EXIT_USAGE, guarded, io_error_sentence
+from vrm_cli._args import ArgumentMistake, SentenceParser, explain, finite_seconds
+
 
 from ._agent import Agent, Broadcast, SyncResult, default_home
 from ._delivery import DeliveryResult
@@ -56,20 +82,38 @@ from ._feedback import nps_class
 from ._files import write_private
 from ._preferences import CHANNELS
 from ._profile import SHAREABLE
-from ._store import from_ts, ts
 from ._vendors import key_changed_message
 
-__all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progress_bar"]
+__all__ = ["main", "register", "CliCommand", "open_agent", "print_json", "progress_bar",
+           "say", "fail", "table", "short_id", "short_did", "local_time", "waiting",
+           "add_json", "EXIT_STATUSES"]
 
 Run = Callable[[argparse.Namespace], Awaitable[int]]
 Setup = Callable[[argparse.ArgumentParser], None]
 
+
+class _Console(Console):
+    """rich's Console, except that a closed pipe is left to ``vrm_cli.guarded``
+    (rich's own answer is exit status 1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 # emoji=False: "did:key:…" must not become "did🔑…".
-out = Console(highlight=False, soft_wrap=False, emoji=False)
-err = Console(stderr=True, highlight=False, emoji=False)
+out = _Console(highlight=False, soft_wrap=False, emoji=False)
+err = _Console(stderr=True, highlight=False, emoji=False)
 
 #: The exit status when a vendor showed a key other than the pinned one.
 EXIT_KEY_CHANGED = 3
+#: Every exit status, with its meaning (shown in ``vrm --help`` and README.md).
+EXIT_STATUSES = {
+    0: "done (messages may still be pending in the outbox)",
+    1: "a mistake or an error, said in one sentence on stderr",
+    2: "a mistake in the command line, or an unexpected failure",
+    3: "a vendor showed a key other than the pinned one",
+    130: "interrupted (Ctrl-C); nothing already written is lost",
+}
 
 
 @dataclass(frozen=True)
@@ -99,11 +143,23 @@ async def open_agent(args: argparse.Namespace) -> Agent:
 
 
 def _home(args: argparse.Namespace) -> Path:
-    return Path(args.home) if getattr(args, "home", None) else default_home()
+    """The store's directory, always absolute: a relative VRM_HOME or --home is
+    taken from the current directory once, and shown (and kept) as that."""
+    home = Path(args.home).expanduser() if getattr(args, "home", None) else default_home()
+    return home.absolute()
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """``data`` as indented JSON on stdout, through :func:`protocol.display_json`:
+    controls and bidi characters in strings are ``\\u`` escapes; bytes are
+    decoded as UTF-8 (a bad byte as U+FFFD), anything else not JSON is ``str()``."""
+    sys.stdout.write(display_json(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
 
 
 class progress_bar:
@@ -134,32 +190,97 @@ class progress_bar:
             self._progress.stop()
 
 
-def _add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON on stdout")
+def add_json(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` option (its output's shape: ``schemas/cli/``)."""
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON on stdout instead (its shape: schemas/cli/ in "
+                             "the source)")
+
+
+_add_json = add_json
 
 
 class _Styled(str):
-    """Text that is ours and may carry rich markup; everything else is escaped."""
+    """Text that is ours and may carry rich markup; everything else is shown as text."""
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
     if value is None:
-        return ""
-    # Names and details come from vendors: never let them inject markup.
-    return value if isinstance(value, _Styled) else escape(str(value))
+        return Text("")
+    if isinstance(value, Text):
+        return value
+    if isinstance(value, _Styled):
+        return Text.from_markup(value)
+    # Names and details come from vendors: text, never markup or a control.
+    return Text(display_text(value))
 
 
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=escape(title), title_justify="left")
+#: A column that never wraps (a short id, a status, a number).
+NOWRAP = {"no_wrap": True}
+
+
+def table(title: str, columns: Sequence[str | tuple[str, dict[str, Any]]],
+          rows: Sequence[Sequence[Any]]) -> None:
+    """Print a table that fits the terminal (80 columns when not one) without
+    breaking a word: cells wrap between words, and a word longer than its
+    column ends in "…". A column is a name, or ``(name, {"no_wrap": True})``."""
+    grid = Table(title=Text(display_text(title)), title_justify="left",
+                 box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        name, options = (column, {}) if isinstance(column, str) else column
+        grid.add_column(name, overflow="ellipsis", **options)
     for row in rows:
-        table.add_row(*(_cell(cell) for cell in row))
-    out.print(table)
+        grid.add_row(*(_cell(cell) for cell in row))
+    out.print(grid)
 
 
-def _say(text: str) -> None:
-    out.print(text, markup=False)
+_table = table
+
+
+def say(text: str) -> None:
+    """A sentence on stdout; what it quotes from outside is shown escaped."""
+    out.print(display_text(text), markup=False)
+
+
+_say = say
+
+
+def short_id(value: str | None, length: int = 10) -> str:
+    """The first ``length`` characters of a message id (``--json`` has them all)."""
+    return (value or "")[:length]
+
+
+def short_did(did: str | None) -> str:
+    """``did:key:z6Mk…`` and the last 6 characters: enough to tell two apart."""
+    if not did:
+        return ""
+    return did if len(did) <= 24 else f"{did[:12]}…{did[-6:]}"
+
+
+def local_time(value: str | datetime | None) -> str:
+    """An RFC 3339 time (or a datetime) as local time to the second,
+    ``2026-11-30 07:05:09``; "" for none, and the text itself if it is not a time."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if value.tzinfo is not None:
+        value = value.astimezone()
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@contextlib.contextmanager
+def waiting(what: str, *, enabled: bool = True) -> Iterator[None]:
+    """A spinner on stderr saying what vrm waits for (on a terminal only, and
+    never with ``--json``), gone when the wait ends."""
+    if not (enabled and err.is_terminal):
+        yield
+        return
+    with err.status(Text(display_text(what)), spinner="dots"):
+        yield
 
 
 _STATUS_STYLE = {"delivered": "green", "pending": "yellow", "rejected": "red",
@@ -169,6 +290,7 @@ _STATUS_STYLE = {"delivered": "green", "pending": "yellow", "rejected": "red",
 
 
 def _styled(status: str) -> str:
+    status = display_text(status)
     style = _STATUS_STYLE.get(status)
     return _Styled(f"[{style}]{escape(status)}[/{style}]" if style else escape(status))
 
@@ -178,7 +300,8 @@ def _show_results(title: str, results: Sequence[DeliveryResult]) -> None:
         _say(f"{title}: nothing to send.")
         return
     apart = _apart(results)
-    _table(title, ["vendor", "message", "status", "attempts", "detail"],
+    _table(title, ["vendor", ("message", NOWRAP), ("status", NOWRAP), ("tries", NOWRAP),
+                   "detail"],
            [(apart(r), r.type, _styled(r.status), r.attempts,
              r.detail or r.receipt_status)
             for r in results])
@@ -235,7 +358,10 @@ def _split_fields(pairs: Sequence[str]) -> dict[str, str | None]:
         if not sep or not name:
             raise UsageError(f"write each field as name=value, like email=ann@example.org "
                              f"(got {pair!r})")
-        changes[name.strip()] = value.strip() or None
+        name = name.strip()
+        if name in changes:
+            raise UsageError(f"{name} is given twice; give each field once")
+        changes[name] = value.strip() or None
     return changes
 
 
@@ -265,7 +391,8 @@ async def _init(args: argparse.Namespace) -> int:
 
 
 def _vendor_add_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="the vendor's address, e.g. https://bikes4u.example")
+    explain(parser.add_argument("url", help="the vendor's address, e.g. https://bikes4u.example"),
+            missing="give the vendor's address, like vrm vendor add https://bikes4u.example")
     parser.add_argument("--share", default=None,
                         help=f"profile fields this vendor may see, comma-separated: "
                              f"{','.join(SHAREABLE)} (none if not given; for a vendor "
@@ -280,7 +407,9 @@ def _vendor_add_setup(parser: argparse.ArgumentParser) -> None:
 async def _vendor_add(args: argparse.Namespace) -> int:
     share = None if args.share is None else [s for s in args.share.split(",") if s.strip()]
     async with await open_agent(args) as agent:
-        vendor = await agent.add_vendor(args.url, share=share, allow_http=args.allow_http)
+        with waiting(f"asking {args.url} (it may be slow; Ctrl-C stops, nothing is lost)",
+                     enabled=not args.json):
+            vendor = await agent.add_vendor(args.url, share=share, allow_http=args.allow_http)
         delivery = vendor.get("delivery")
         # Its own request's answer is what can have held this (new) relationship.
         status = _key_changes(agent, [vendor["id"]] if vendor["status"] == "key-changed"
@@ -320,7 +449,7 @@ async def _vendor_list(args: argparse.Namespace) -> int:
     if not vendors:
         out.print("No vendors yet. Add one with `vrm vendor add URL`.")
         return 0
-    _table("Vendors", ["#", "name", "status", "shares", "url"],
+    _table("Vendors", [("#", NOWRAP), "name", ("status", NOWRAP), "shares", "url"],
            [(v["id"], v["name"],
              _Styled(_styled(v["status"]) + (" (erased)" if v["erased"] else "")),
              ",".join(v["share"]) or "-", v["url"]) for v in vendors])
@@ -332,7 +461,9 @@ async def _vendor_list(args: argparse.Namespace) -> int:
 
 
 def _vendor_end_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vendor", help="the vendor's number, name, DID or URL")
+    explain(parser.add_argument("vendor", help="the vendor's number, name, DID or URL"),
+            missing="name the vendor (its number, name, DID or URL); `vrm vendor list` "
+                    "lists them")
     parser.add_argument("--erase", action="store_true",
                         help="ask the vendor to erase your data (also after an end)")
     parser.add_argument("--reason", help="a short reason to give the vendor")
@@ -366,9 +497,10 @@ async def _vendor_end(args: argparse.Namespace) -> int:
 
 
 def _profile_set_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("fields", nargs="+", metavar="FIELD=VALUE",
-                        help="e.g. email=ann@example.org postal_address.locality=Leeds "
-                             "(an empty value removes the field)")
+    explain(parser.add_argument("fields", nargs="+", metavar="FIELD=VALUE",
+                                help="e.g. email=ann@example.org postal_address.locality=Leeds "
+                                     "(an empty value removes the field)"),
+            missing="name at least one field to set, like email=ann@example.org")
     _add_json(parser)
 
 
@@ -408,11 +540,13 @@ async def _profile_show(args: argparse.Namespace) -> int:
 
 
 def _intent_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("summary", help='what you want, e.g. "Touring bike, 56 cm"')
+    explain(parser.add_argument("summary", help='what you want, e.g. "Touring bike, 56 cm"'),
+            missing='say what you want, like vrm intent "Touring bike, 56 cm"')
     parser.add_argument("--category", help="e.g. bicycles")
     parser.add_argument("--budget", nargs=2, metavar=("AMOUNT", "CURRENCY"),
                         help="the most you will pay, e.g. --budget 800 EUR")
-    parser.add_argument("--needed-by", metavar="YYYY-MM-DD")
+    parser.add_argument("--needed-by", metavar="YYYY-MM-DD",
+                        help="the date by which you need it, e.g. 2027-06-01")
     parser.add_argument("--to", action="append", metavar="VENDOR",
                         help="only this vendor (number, name, DID or URL); repeat for more: "
                              "--to Bikes4U --to 3 (default: all that accept intents)")
@@ -446,17 +580,33 @@ async def _outbox(args: argparse.Namespace) -> int:
     if not rows:
         out.print("The outbox is empty.")
         return 0
-    _table("Outbox", ["message", "vendor", "type", "status", "attempts", "next attempt",
-                      "last error / receipt"],
-           [(r["message_id"][:10], labels[r["vendor_id"]], r["type"], _styled(r["status"]), r["attempts"],
-             r["next_attempt"][:19] if r["status"] == "pending" else "",
-             r["last_error"] or r["receipt_status"]) for r in rows])
+    _table("Outbox", [("date", {"min_width": 10}), ("message", NOWRAP),
+                      ("vendor", {"min_width": 6}), ("type", NOWRAP), ("status", NOWRAP),
+                      ("detail", {"min_width": 10})],
+           [(local_time(r["created"]), short_id(r["message_id"], 8), labels[r["vendor_id"]],
+             r["type"], _styled(r["status"]), _outbox_detail(r)) for r in rows])
     return 0
 
 
+def _outbox_detail(row: dict[str, Any]) -> str:
+    """The receipt's status; for a pending message, the tries made and when the
+    next is due; and the last error, if any."""
+    parts = [row["receipt_status"] or ""] if row["status"] != "pending" else []
+    if row["status"] == "pending":
+        tries = row["attempts"]
+        parts.append(f"{tries} {'try' if tries == 1 else 'tries'}, next "
+                     f"{local_time(row['next_attempt'])}" if tries else
+                     f"next {local_time(row['next_attempt'])}")
+    if row["last_error"]:
+        parts.append(row["last_error"])
+    return "; ".join(part for part in parts if part)
+
+
 def _deliver_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                        help="also make the retries that fall due within SECONDS")
+    parser.add_argument("--wait", type=finite_seconds("--wait"), default=0.0,
+                        metavar="SECONDS",
+                        help="also make the retries that fall due within SECONDS "
+                             "(a number, 0 or more; default 0)")
     _add_json(parser)
 
 
@@ -465,16 +615,18 @@ async def _deliver(args: argparse.Namespace) -> int:
         with progress_bar("delivering", enabled=not args.json) as bar:
             results = await agent.deliver(progress=bar, patience=args.wait)
         status = _key_changes(agent, _held_now(results))
-        waiting = agent.pending()
+        left = agent.pending()
     if args.json:
-        print_json([r.to_json() for r in results])
+        due = left["next_attempt"]
+        print_json({"results": [r.to_json() for r in results], "pending": left["pending"],
+                    "next_attempt": _utc(due)})
         return status
     if results:
         _show_results("Delivery", results)
-    elif waiting["pending"]:
-        n, due = waiting["pending"], waiting["next_attempt"]
+    elif left["pending"]:
+        n, due = left["pending"], left["next_attempt"]
         _say(f"Nothing is due now; {n} message{'s are' if n > 1 else ' is'} pending, the "
-             f"next attempt is at {due:%Y-%m-%d %H:%M:%S} UTC "
+             f"next attempt is at {local_time(due)} "
              f"(`vrm deliver --wait SECONDS` waits for it).")
     else:
         _say("Nothing to send: every message in the outbox is settled.")
@@ -494,7 +646,7 @@ async def _sync(args: argparse.Namespace) -> int:
     if not results:
         out.print("No active vendors to ask.")
         return status
-    _table("Sync", ["vendor", "status", "new messages", "detail"],
+    _table("Sync", ["vendor", ("status", NOWRAP), "new messages", "detail"],
            [(labels[r.vendor_id], _styled(r.status), r.new_messages, r.detail)
             for r in results])
     return status
@@ -511,13 +663,9 @@ async def _export(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         data = agent.export()
     if args.output and args.output != "-":
-        try:
-            text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-            raw = text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: \u escapes keep it exact
-            raw = (json.dumps(data, indent=2) + "\n").encode("ascii")
-        write_private(args.output, raw)
-        err.print(f"Exported your data to {args.output}.", markup=False)
+        # display_json: controls as \u escapes, lone surrogates too; the data is exact.
+        write_private(args.output, (display_json(data, indent=2) + "\n").encode("utf-8"))
+        err.print(display_text(f"Exported your data to {args.output}."), markup=False)
     else:
         print_json(data)
     return 0
@@ -533,9 +681,10 @@ async def _shared(args: argparse.Namespace) -> int:
     if not rows:
         out.print("No vendor holds any of your fields.")
         return 0
-    _table("Who knows what", ["vendor", "field", "told by", "receipt", "as of"],
-           [(labels[r["vendor_id"]], r["field"], r["message_type"], r["receipt_id"][:10],
-             r["as_of"][:19]) for r in rows])
+    _table("Who knows what", [("vendor", {"min_width": 6}), "field", ("told by", NOWRAP),
+                              ("receipt", NOWRAP), ("as of", {"min_width": 10})],
+           [(labels[r["vendor_id"]], r["field"], r["message_type"], short_id(r["receipt_id"]),
+             local_time(r["as_of"])) for r in rows])
     return 0
 
 
@@ -571,31 +720,9 @@ register("shared", help="which vendor knows which of your fields", setup=_json_o
 
 # --- every message type, the history, the receipts (issue 11 §1) -------------------
 #
-# Each command below calls one or two Agent methods and prints; every string
-# that came from a vendor or a person goes through protocol.display_text (tables)
-# or protocol.display_json (--json).
-
-def _show(value: Any, *, limit: int | None = None) -> str:
-    """Text from outside (a vendor's name, an offer, a summary), safe on a terminal."""
-    return "" if value is None else protocol.display_text(value, limit=limit)
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(protocol.display_json(data, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
-
-
-def _local(stamp: str | None) -> str:
-    """A stored UTC timestamp in the person's local time, to the second."""
-    if not stamp:
-        return ""
-    return from_ts(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
+# Each command below calls one or two Agent methods and prints through the
+# helpers above (say, fail, table, print_json), which escape what came from
+# outside. A table cell is never cut short: it wraps between words.
 
 def _labels(agent: Agent) -> dict[int, str]:
     """How each vendor is named in tables: its name, and its number beside it when
@@ -604,7 +731,7 @@ def _labels(agent: Agent) -> dict[int, str]:
     counts: dict[str, int] = {}
     for v in vendors:
         counts[v["name"].casefold()] = counts.get(v["name"].casefold(), 0) + 1
-    return {v["id"]: _show(v["name"], limit=40) + (
+    return {v["id"]: display_text(v["name"]) + (
         f" (#{v['id']})" if counts[v["name"].casefold()] > 1 else "") for v in vendors}
 
 
@@ -613,9 +740,9 @@ def _results_table(title: str, results: Sequence[DeliveryResult],
     if not results:
         _say(f"{title}: no vendor to tell.")
         return
-    _table(title, ["vendor", "message", "status", "detail"],
-           [(labels.get(r.vendor_id, _show(r.vendor)), r.type, _styled(r.status),
-             _show(r.detail or r.receipt_status, limit=120)) for r in results])
+    _table(title, ["vendor", ("message", NOWRAP), ("status", NOWRAP), "detail"],
+           [(labels.get(r.vendor_id, r.vendor), r.type, _styled(r.status),
+             r.detail or r.receipt_status) for r in results])
     if any(r.status == "pending" for r in results):
         out.print("Pending messages stay in the outbox; `vrm deliver` retries them when due.")
 
@@ -624,7 +751,7 @@ async def _finish_broadcast(agent: Agent, args: argparse.Namespace, broadcast: B
                             title: str, extra: dict[str, Any] | None = None) -> int:
     status = _key_changes(agent, _held_now(broadcast.results))
     if args.json:
-        _emit_json({**broadcast.to_json(), **(extra or {})})
+        print_json({**broadcast.to_json(), **(extra or {})})
     else:
         _results_table(title, broadcast.results, _labels(agent))
     return status
@@ -633,9 +760,13 @@ async def _finish_broadcast(agent: Agent, args: argparse.Namespace, broadcast: B
 # vrm feedback ---------------------------------------------------------------------
 
 def _feedback_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vendor", metavar="VENDOR", help="the vendor's number, name, DID or URL")
-    parser.add_argument("score", metavar="SCORE",
-                        help="0 to 10: how likely you are to recommend the vendor")
+    explain(parser.add_argument("vendor", metavar="VENDOR",
+                                help="the vendor's number, name, DID or URL"),
+            missing="name the vendor and the score, like vrm feedback bikes4u 9; "
+                    "`vrm vendor list` lists the vendors")
+    explain(parser.add_argument("score", metavar="SCORE",
+                                help="0 to 10: how likely you are to recommend the vendor"),
+            missing="give the score from 0 to 10, like vrm feedback bikes4u 9")
     parser.add_argument("--comment", metavar="TEXT", help="what you want to tell the vendor")
     parser.add_argument("--subject", metavar="TEXT", help="what the score is about, e.g. "
                         "an order number")
@@ -646,7 +777,7 @@ def _score(text: str) -> int:
     stripped = text.strip()
     if not (stripped.isascii() and stripped.isdigit() and int(stripped) <= 10):
         raise UsageError(f"the score is a whole number from 0 to 10, like 9, not "
-                         f"'{_show(text, limit=20)}'")
+                         f"'{display_text(text, limit=20)}'")
     return int(stripped)
 
 
@@ -662,12 +793,12 @@ async def _feedback(args: argparse.Namespace) -> int:
                 "score": score, "nps_class": klass,
                 "receipt": _receipt_json(receipt) if receipt else None})
         [result] = broadcast.results
-        name = _labels(agent).get(result.vendor_id, _show(result.vendor))
+        name = _labels(agent).get(result.vendor_id, result.vendor)
         status = _key_changes(agent, _held_now(broadcast.results))
     _say(f"{name} will record a score of {score}: a {klass} (9-10 promoter, 7-8 passive, "
          f"0-6 detractor).")
     if receipt is not None and result.status == "delivered":
-        check = "verified" if receipt["verified"] else "does NOT verify"
+        check = "signature verifies" if receipt["verified"] else "does NOT verify"
         _say(f"{name} confirmed it with a signed receipt ({receipt['receipt_id'][:10]}, "
              f"signature {check}); `vrm receipt {result.message_id[:10]}` shows it.")
     else:
@@ -704,7 +835,7 @@ async def _preferences(args: argparse.Namespace) -> int:
                 raise UsageError("say what to tell them, like --no-sms or --marketing")
             current = agent.preferences()
             if args.json:
-                _emit_json(current)
+                print_json(current)
                 return 0
             _table("Your contact preferences", ["channel", "vendors may use it"],
                    [(c, _yes_no(current["channels"].get(c))) for c in CHANNELS]
@@ -733,11 +864,11 @@ async def _terms(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         terms = agent.terms()
     if args.json:
-        _emit_json(terms)
+        print_json(terms)
     elif not terms:
         _say("You proffer no terms. Proffer some with `vrm terms set myterms:nostalking`.")
     else:
-        _table("The terms you proffer", ["term"], [(_show(t),) for t in terms])
+        _table("The terms you proffer", ["term"], [(t,) for t in terms])
     return 0
 
 
@@ -762,21 +893,24 @@ async def _intents(args: argparse.Namespace) -> int:
     async with await open_agent(args) as agent:
         intents = agent.intents()
     if args.json:
-        _emit_json(intents)
+        print_json(intents)
         return 0
     if not intents:
         _say('No intents yet. Send one with `vrm intent "Touring bike"`.')
         return 0
-    _table("Your intents", ["intent", "date", "summary", "vendors told", "offers", "status"],
-           [(i["short_id"], _local(i["created"]), _show(i["summary"], limit=60),
+    _table("Your intents", [("intent", NOWRAP), ("date", {"min_width": 10}), "summary",
+                            "vendors told", ("offers", NOWRAP), ("status", NOWRAP)],
+           [(i["short_id"], local_time(i["created"]), i["summary"],
              f"{i['told']} of {len(i['vendors'])}", i["offers"],
              _styled(i["status"])) for i in intents])
     return 0
 
 
 def _intent_cancel_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("intent", metavar="INTENT",
-                        help="the intent's id, or its start as `vrm intents` shows it")
+    explain(parser.add_argument("intent", metavar="INTENT",
+                                help="the intent's id, or its start as `vrm intents` shows it"),
+            missing="give the INTENT to cancel (its id, or its start), like vrm intent "
+                    "cancel h6h0nttL; `vrm intents` lists them")
     parser.add_argument("--reason", metavar="TEXT", help="a short reason to give the vendors")
     _add_json(parser)
 
@@ -788,7 +922,7 @@ async def _intent_cancel(args: argparse.Namespace) -> int:
             _say("Cancelled; no vendor still had it to be told.")
             return 0
         return await _finish_broadcast(agent, args, broadcast,
-                                       f"Cancelled {_show(broadcast.summary[8:], limit=60)}")
+                                       f"Cancelled {broadcast.summary[8:]}")
 
 
 # vrm offers --------------------------------------------------------------------------
@@ -807,29 +941,34 @@ async def _offers_filtered(args: argparse.Namespace) -> int:
         offers = agent.offers(intent=args.intent, vendor=args.vendor)
         labels = _labels(agent)
     if args.json:
-        _emit_json(offers)
+        print_json(offers)
         return 0
     if not offers:
         out.print("No offers yet. Send an intent with `vrm intent`, then run `vrm sync`."
                   if not (args.intent or args.vendor) else "No offers match.")
         return 0
-    _table("Offers", ["for your intent", "vendor", "offer", "price", "valid until", "status"],
-           [(_show(o["intent_summary"] or "-", limit=40), labels.get(o["vendor_id"], ""),
-             _show(o["summary"], limit=60), _show(f"{o['price']} {o['currency']}"),
-             _local(_stamp(o["valid_until"])), _styled(o["status"])) for o in offers])
+    _table("Offers", ["for your intent", "vendor", "offer", ("price", NOWRAP),
+                      ("valid until", {"min_width": 10}), "status"],
+           [(o["intent_summary"] or "-", labels.get(o["vendor_id"], ""),
+             _offer_cell(o), f"{o['price']} {o['currency']}",
+             local_time(o["valid_until"]), _styled(o["status"])) for o in offers])
     return 0
 
 
-def _stamp(text: str | None) -> str | None:
-    """A protocol timestamp as the store's (so that _local shows it)."""
-    return ts(protocol.parse_time(text)) if text else None
+def _offer_cell(offer: dict[str, Any]) -> Text:
+    """The offer's summary, and its URL (if any) on the next line: both text."""
+    cell = Text(display_text(offer["summary"]))
+    if offer.get("url"):
+        cell.append("\n" + display_text(offer["url"]), style="dim")
+    return cell
 
 
 # vrm profile unset ----------------------------------------------------------------------
 
 def _profile_unset_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("fields", nargs="+", metavar="FIELD",
-                        help="e.g. phone, or postal_address for the whole address")
+    explain(parser.add_argument("fields", nargs="+", metavar="FIELD",
+                                help="e.g. phone, or postal_address for the whole address"),
+            missing="name at least one field to remove, like vrm profile unset phone")
     _add_json(parser)
 
 
@@ -850,7 +989,10 @@ async def _profile_unset(args: argparse.Namespace) -> int:
 # vrm vendor show ----------------------------------------------------------------------
 
 def _vendor_show_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vendor", metavar="VENDOR", help="the vendor's number, name, DID or URL")
+    explain(parser.add_argument("vendor", metavar="VENDOR",
+                                help="the vendor's number, name, DID or URL"),
+            missing="name the vendor (its number, name, DID or URL); `vrm vendor list` "
+                    "lists them")
     _add_json(parser)
 
 
@@ -861,14 +1003,14 @@ def _carried(message: dict[str, Any]) -> str:
         parts.append("terms: " + ", ".join(body["terms"]))
     if not message["fields"] and not message["removed"]:
         parts += [k for k in body if k not in ("profile", "changes", "terms")]
-    return _show(", ".join(parts), limit=80)
+    return ", ".join(parts)
 
 
 def _receipt_cell(receipt: dict[str, Any] | None) -> str:
     if receipt is None:
         return ""
     check = "signature verifies" if receipt["verified"] else "[bold red]signature FAILS[/bold red]"
-    return _Styled(f"{escape(receipt['status'])}, {check}")
+    return _Styled(f"{escape(display_text(receipt['status']))}, {check}")
 
 
 async def _vendor_show(args: argparse.Namespace) -> int:
@@ -876,19 +1018,20 @@ async def _vendor_show(args: argparse.Namespace) -> int:
         history = agent.vendor_history(args.vendor)
         label = _labels(agent)[history["vendor"]["id"]]
     if args.json:
-        _emit_json(history)
+        print_json(history)
         return 0
     v = history["vendor"]
     _say(f"{label}, vendor {v['id']}: {v['status']}{' (erased)' if v['erased'] else ''}, "
-         f"at {_show(v['url'])}")
+         f"at {v['url']}")
     _say(f"Pinned key {v['vendor_did']}; you are {v['pairwise_did']} to them.")
     _say(f"May see: {', '.join(v['share']) or 'none of your fields'}.")
     if not history["messages"]:
         _say("Nothing sent yet.")
         return 0
-    _table(f"Messages sent to {label}", ["sent", "message", "type", "carried", "delivery",
+    _table(f"Messages sent to {label}", [("sent", {"min_width": 10}), ("message", NOWRAP),
+                                          ("type", NOWRAP), "carried", ("delivery", NOWRAP),
                                           "receipt"],
-           [(_local(m["created"]), m["message_id"][:10], m["type"], _carried(m),
+           [(local_time(m["created"]), short_id(m["message_id"], 8), m["type"], _carried(m),
              _styled(m["delivery"]), _receipt_cell(m["receipt"]))
             for m in history["messages"]])
     failing = [m for m in history["messages"] if m["receipt"] and not m["receipt"]["verified"]]
@@ -901,8 +1044,9 @@ async def _vendor_show(args: argparse.Namespace) -> int:
 # vrm receipt ----------------------------------------------------------------------------
 
 def _receipt_setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("message", metavar="MESSAGE",
-                        help="the message's id, or its start as `vrm outbox` shows it")
+    explain(parser.add_argument("message", metavar="MESSAGE",
+                                help="the message's id, or its start as `vrm outbox` shows it"),
+            missing="name the message, like vrm receipt 7HflpK5h; `vrm outbox` lists them")
     parser.add_argument("--raw", action="store_true",
                         help="print the vendor's signed JWS exactly as received (RFC 7515 "
                              "§7.2.2), for anyone to check with a JOSE library")
@@ -920,36 +1064,36 @@ async def _receipt(args: argparse.Namespace) -> int:
         receipt = agent.find_receipt(args.message)
         labels = _labels(agent)
     if receipt is None:
-        raise UsageError(f"no receipt has come back for {_show(args.message, limit=40)} yet; "
+        raise UsageError(f"no receipt has come back for {display_text(args.message, limit=40)} yet; "
                          f"`vrm deliver` retries pending messages")
     status = 0 if receipt["verified"] else 1
     if args.raw:
         raw = bytes(receipt["jws"])
         if sys.stdout.isatty():  # never a raw control character on a terminal; no wrapping
-            sys.stdout.write(_show(raw.decode("utf-8", "replace")) + "\n")
+            sys.stdout.write(display_text(raw.decode("utf-8", "replace")) + "\n")
         else:
             sys.stdout.buffer.write(raw)
             sys.stdout.flush()
     elif args.json:
-        _emit_json(_receipt_json(receipt))
+        print_json(_receipt_json(receipt))
     else:
-        name = labels.get(receipt["vendor_id"], _show(receipt["vendor"]))
+        name = labels.get(receipt["vendor_id"], receipt["vendor"])
         rows = [("message", receipt["message_id"]), ("type", receipt["message_type"]),
-                ("vendor", name), ("receipt", _show(receipt["receipt_id"])),
+                ("vendor", name), ("receipt", receipt["receipt_id"]),
                 ("status", _styled(receipt["status"])),
-                ("received", _local(receipt["received"]))]
+                ("received", local_time(receipt["received"]))]
         if receipt["record"]:
-            rows.append(("record", _show(json.dumps(receipt["record"]), limit=200)))
+            rows.append(("record", json.dumps(receipt["record"])))
         if receipt["problem"]:
-            rows.append(("problem", _show(receipt["problem"].get("detail")
-                                          or receipt["problem"].get("type"), limit=200)))
+            rows.append(("problem", receipt["problem"].get("detail")
+                        or receipt["problem"].get("type")))
         rows.append(("signature", _Styled("verifies with the pinned key" if receipt["verified"]
                                           else "[bold red]does NOT verify[/bold red]: "
-                                          + escape(_show(receipt["verify_detail"])))))
+                                          + escape(display_text(receipt["verify_detail"] or "")))))
         _table("Receipt", ["", ""], rows)
     if not receipt["verified"]:
         _fail(f"the receipt for {receipt['message_id']} does not verify with the pinned key: "
-              f"{_show(receipt['verify_detail'])}")
+              f"{receipt['verify_detail']}")
     return status
 
 
@@ -960,7 +1104,7 @@ def _confirm_erase(agent: Agent, ref: str, yes: bool) -> None:
     if yes:
         return
     vendor = agent.vendor(ref)
-    name = _labels(agent).get(vendor["id"], _show(vendor["name"]))
+    name = _labels(agent).get(vendor["id"], display_text(vendor["name"]))
     if not sys.stdin.isatty():
         raise UsageError(f"asking {name} to erase your data cannot be undone; add --yes to "
                          f"confirm it when not at a terminal")
@@ -1043,6 +1187,21 @@ register("ui", help="your agent in your browser: a dashboard on 127.0.0.1 (the f
 
 # --- entry point ----------------------------------------------------------------
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vrm")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _utc(moment: datetime | None) -> str | None:
+    from protocol import format_time
+
+    return format_time(moment) if moment is not None else None
+
+
 #: Modules that register commands of their own when imported.
 _COMMAND_MODULES = ("agent.demo", "agent._store_commands")
 
@@ -1051,13 +1210,18 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _COMMAND_MODULES:
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)
-    parser = argparse.ArgumentParser(
+    statuses = "\n".join(f"  {code:<5}{meaning}" for code, meaning in EXIT_STATUSES.items())
+    parser = SentenceParser(
         prog="vrm", description="Your agent for dealing with vendors: one change, every "
         "vendor, with signed receipts.",
-        epilog="VRM_HOME picks the store's directory; VRM_PASSPHRASE unlocks it "
-               "without a prompt.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"VRM_HOME picks the store's directory; VRM_PASSPHRASE unlocks it\n"
+               f"without a prompt. `vrm COMMAND --help` says more about each command.\n\n"
+               f"exit status:\n{statuses}")
     parser.add_argument("--home", help="the store's directory (default: $VRM_HOME, or "
                         "your user data directory)")
+    parser.add_argument("--version", action="version", version=f"vrm {_version()}",
+                        help="print vrm's version and exit")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for cmd in _COMMANDS:
@@ -1072,7 +1236,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             group = groups.get(cmd.path[0])
             if group is None:
-                holder = top.add_parser(cmd.path[0], help=f"{cmd.path[0]} commands")
+                holder = top.add_parser(cmd.path[0], help=f"{cmd.path[0]} commands",
+                                        description=f"{cmd.path[0]} commands")
                 group = groups[cmd.path[0]] = holder.add_subparsers(
                     dest="subcommand", metavar="SUBCOMMAND", required=True)
             sub = group.add_parser(cmd.path[1], help=cmd.help, description=cmd.help)
@@ -1081,10 +1246,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_INTERRUPTED = ("interrupted; nothing is lost: the outbox keeps what was not confirmed, "
+                "and `vrm deliver` carries on.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``vrm`` entry point. Returns the exit status (and exits with it)."""
-    parser = build_parser()
-    args = parser.parse_args(_joined(sys.argv[1:] if argv is None else argv))
+    """The ``vrm`` entry point. Returns the exit status (:data:`EXIT_STATUSES`).
+
+    Ctrl-C anywhere is one line and 130; a closed stdout (``vrm outbox --json |
+    head -1``) ends quietly with 0; an I/O error is one sentence (``vrm_cli.guarded``)."""
+    return guarded("vrm", lambda: _main(argv), interrupted=_INTERRUPTED)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(_joined(sys.argv[1:] if argv is None else argv))
+    except ArgumentMistake as exc:
+        sys.stderr.write(f"{display_text(str(exc))}\n")
+        return EXIT_USAGE
     try:
         status = asyncio.run(args.run(args))
     except VendorKeyChanged as exc:
@@ -1094,9 +1273,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
         status = 1
     except KeyboardInterrupt:
-        _fail("interrupted; nothing is lost: the outbox keeps what was not confirmed, "
-              "and `vrm deliver` carries on.")
-        status = 130
+        _fail(_INTERRUPTED)
+        status = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # stdout was closed: guarded() ends quietly
+    except OSError as exc:  # a full disk, an I/O error: one sentence
+        _fail(io_error_sentence(exc))
+        status = 1
+    except sqlite3.OperationalError as exc:  # "database or disk is full", "disk I/O error"
+        _fail(f"the store cannot be written: {exc}; free some space, or check the disk")
+        status = 1
     except Exception as exc:  # the last resort: a sentence, never a traceback
         if os.environ.get("VRM_DEBUG"):
             raise
@@ -1106,10 +1292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _fail(sentence: str) -> None:
-    # Plain write, not rich: one unwrapped line that scripts can grep.
-    sys.stderr.write(f"vrm: {sentence}\n")
+def fail(sentence: str) -> None:
+    """``vrm: sentence`` on stderr: plain, not rich, one unwrapped line that
+    scripts can grep; what it quotes from outside is shown escaped."""
+    sys.stderr.write(f"vrm: {display_text(sentence)}\n")
     sys.stderr.flush()
+
+
+_fail = fail
 
 
 if __name__ == "__main__":

@@ -80,8 +80,12 @@ Email = Annotated[str, StringConstraints(
 Language = Annotated[str, StringConstraints(
     max_length=64,
     pattern=r"^(?:[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*|[xXiI](?:-[A-Za-z0-9]{1,8})+)$")]
-#: A URL for people to follow.
-Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")]
+#: A URL for people to follow: ``http`` or ``https``, and only the characters
+#: RFC 3986 allows in a URI (§2.2 reserved, §2.3 unreserved, ``%`` of §2.1), so no
+#: white space, control (ESC, NUL, C1) or bidi character (U+202E) ever reaches
+#: whoever shows or follows it. An IRI is sent percent-encoded (RFC 3987 §3.1).
+URL_PATTERN = r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$"
+Url = Annotated[str, StringConstraints(max_length=2048, pattern=URL_PATTERN)]
 #: A term id from a public roster, like "myterms:nostalking".
 TermId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9+.-]*:[\x21-\x7e]{1,200}$")]
 #: A category or other short label.

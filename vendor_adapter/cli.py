@@ -9,6 +9,12 @@ environment variable VRM_VENDOR_PASSPHRASE (never from the command line,
 where other users could read it in the process list). The same holds for the
 forwarding secrets: VRM_VENDOR_WEBHOOK_SECRET and VRM_VENDOR_SCIM_TOKEN.
 
+Every CRM field is a person's text: tables show it through
+:func:`protocol.display_text` as ``rich.text.Text`` (never markup, controls
+escaped, ``did:key:`` never an emoji), and ``--json`` through
+:func:`protocol.display_json`. Exit status: 0 done, 1 a mistake said in one
+sentence, 2 a mistake in the command line, 130 interrupted.
+
 ``--db`` is a SQLite file or a PostgreSQL URI (``postgresql://user@host/db``;
 its password from the URI, PGPASSWORD or ~/.pgpass, and never printed).
 ``serve --workers N`` runs N inbox processes on one port (PostgreSQL only);
@@ -22,18 +28,19 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import shlex
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from datetime import datetime
+from typing import Any
 
-import protocol
+from protocol import display_json, display_text
+from vrm_cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, guarded, io_error_sentence
+from vrm_cli._args import ArgumentMistake, SentenceParser, and_list, explain
 
 from ._errors import NotAVendorDatabase, VendorAdapterError, VendorNotFound
 from ._identity import PASSPHRASE_ENV
-from ._mapping import MAPPINGS
+from ._mapping import DEFAULT, MAPPINGS
 from ._store import is_dsn
 from ._vendor import Vendor
 
@@ -43,81 +50,29 @@ __all__ = ["main"]
 WEBHOOK_SECRET_ENV = "VRM_VENDOR_WEBHOOK_SECRET"
 SCIM_TOKEN_ENV = "VRM_VENDOR_SCIM_TOKEN"
 
-#: Columns shown in the readable tables (--json shows every column).
+#: Columns shown in the readable tables (--json shows every column; --columns
+#: chooses others). Named as in the default mapping; another --mapping shows
+#: the same fields under its own names.
 _TABLE_COLUMNS = {
-    "contacts": ("id", "customer_id", "given_name", "family_name", "email", "locality",
-                 "status", "feedback_class", "shared_fields", "updated"),
+    "contacts": ("id", "given_name", "family_name", "email", "locality", "status", "updated"),
     "leads": ("id", "contact_id", "summary", "category", "budget_max", "budget_currency",
               "needed_by", "status"),
     "activities": ("id", "contact_id", "type", "message_id", "received"),
-    "feedback": ("id", "contact_id", "score", "nps_class", "subject", "received"),
+    "feedback": ("id", "contact_id", "score", "nps_class", "subject", "comment", "received"),
 }
+#: The mapping table of each kind of record (activities and feedback have none).
+_MAPPED = {"contacts": "contact", "leads": "lead"}
+#: Columns that hold a time (shown in local time, to the second) or a DID (shortened).
+_TIMES = {"updated", "created", "ended", "received", "valid_until", "CreatedDate",
+          "LastModifiedDate", "createdate", "lastmodifieddate"}
+_DIDS = {"did", "VRM_DID__c", "vrm_did"}
 
 
 class CliError(Exception):
     """A mistake the person can fix; the message says how."""
 
 
-class UsageError(CliError):
-    """A mistake in the command line itself (exit status 2, as argparse's)."""
-
-
-# --- the command line ------------------------------------------------------------------
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, except that a mistake is one sentence saying what to do, not a
-    usage dump (``--help`` still prints the usage)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {_sentence(message)} (see {self.prog} --help)")
-
-    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
-                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
-        parsed, extra = self.parse_known_args(args, namespace)
-        if extra:
-            # Said by the command concerned, not by vrm-vendor as argparse would.
-            command = getattr(parsed, "command", None)
-            prog = f"{self.prog} {command}" if command else self.prog
-            what = (f"{extra[0]} is not an option of {prog}" if extra[0].startswith("-")
-                    else f"it does not take {shlex.join(extra)!r}; leave it out")
-            raise UsageError(f"{prog}: {what} (see {prog} --help)")
-        return parsed
-
-
-#: What to say when a required argument is missing, by its name in argparse's message.
-_MISSING = {
-    "COMMAND": "name a command: serve, crm, offer, offers, offer withdraw, forward or migrate",
-    "ACTION": "name what to do: status or retry",
-    "OFFER": "name the offer to withdraw; `vrm-vendor offers` lists them",
-    "KIND": "name the records to list: " + ", ".join(sorted(_TABLE_COLUMNS)),
-    "LEAD_ID": "name the lead to make the offer for; `vrm-vendor crm leads` lists them",
-}
-#: What a choice is, in "'x' is not ...", by its name in argparse's message.
-_CHOICE = {"COMMAND": "a command", "KIND": "a kind of record", "--mapping": "a mapping",
-           "ACTION": "a forward action"}
-
-
-def _sentence(message: str) -> str:
-    """argparse's terse error message, as a sentence a person can act on."""
-    if match := re.fullmatch(r"the following arguments are required: (.+)", message):
-        names = match[1].split(", ")
-        if names[0] in _MISSING:
-            return _MISSING[names[0]]
-        return f"{_and(names)} {'is' if len(names) == 1 else 'are'} required"
-    if match := re.fullmatch(r"argument (\S+): invalid choice: (.+?) \(choose from (.+)\)",
-                             message):
-        what = _CHOICE.get(match[1], f"a valid {match[1]}")
-        choices = [choice.strip("'\"") for choice in match[3].split(", ")]
-        return f"{match[2]} is not {what}; use {_and(choices, 'or')}"
-    if match := re.fullmatch(r"argument (\S+): expected one argument", message):
-        return f"{match[1]} needs a value"
-    if match := re.fullmatch(r"argument (\S+): (.+)", message):
-        return match[2]  # our own type checks say the whole thing
-    return message
-
-
-def _and(words: list[str], conjunction: str = "and") -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+UsageError = ArgumentMistake  # a mistake in the command line itself (exit status 2)
 
 
 def _port(text: str) -> int:
@@ -142,10 +97,12 @@ def _positive(option: str, kind: Callable[[str], float]) -> Callable[[str], Any]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = SentenceParser(
         prog="vrm-vendor",
         description="Listen to people's VRM agents: a verified inbox, a built-in CRM, offers. "
                     f"The vendor key is sealed with the passphrase in ${PASSPHRASE_ENV}.")
+    parser.add_argument("--version", action="version", version=f"vrm-vendor {_version()}",
+                        help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the discovery document and the inbox")
@@ -201,19 +158,28 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
 
     crm = commands.add_parser("crm", help="list CRM records")
-    crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS), metavar="KIND",
-                     help="one of: " + ", ".join(sorted(_TABLE_COLUMNS)))
+    kinds = ", ".join(sorted(_TABLE_COLUMNS))
+    explain(crm.add_argument("kind", choices=sorted(_TABLE_COLUMNS), metavar="KIND",
+                             help="one of: " + kinds),
+            missing=f"name the records to list: {kinds}", noun="a kind of record")
     crm.add_argument("--db", required=True, help="a SQLite file or a postgresql:// URI")
     crm.add_argument("--name", help="the vendor, if the database holds several")
-    crm.add_argument("--json", action="store_true", help="print a JSON array")
-    crm.add_argument("--mapping", choices=sorted(MAPPINGS), default="default",
-                     help="field names for contacts and leads (with --json)")
+    crm.add_argument("--json", action="store_true",
+                     help="print a JSON array of every column (or of --columns)")
+    explain(crm.add_argument("--mapping", choices=sorted(MAPPINGS), default="default",
+                             help="field names for contacts and leads: "
+                                  + ", ".join(sorted(MAPPINGS)) + " (default: default)"),
+            noun="a mapping")
+    crm.add_argument("--columns", metavar="A,B,C",
+                     help="the columns to show, comma-separated, named as in --mapping "
+                          "(default: a few that fit 80 columns; --json: all)")
 
     offer = commands.add_parser("offer", help="make an offer for a lead",
                                 epilog="To withdraw an offer not fetched yet: "
                                        "vrm-vendor offer withdraw OFFER.")
-    offer.add_argument("lead_id", metavar="LEAD_ID",
-                       help="the lead's number, as `vrm-vendor crm leads` shows it")
+    explain(offer.add_argument("lead_id", metavar="LEAD_ID",
+                               help="the lead's number, as `vrm-vendor crm leads` shows it"),
+            missing="name the lead to make the offer for; `vrm-vendor crm leads` lists them")
     offer.add_argument("--db", required=True, help="the vendor database")
     offer.add_argument("--name", help="the vendor, if the database holds several")
     offer.add_argument("--summary", required=True, help="what is offered, like \"Trek 520\"")
@@ -223,36 +189,43 @@ def _parser() -> argparse.ArgumentParser:
     offer.add_argument("--valid-until", help="RFC 3339 UTC time after now, like "
                                              "2026-06-01T12:00:00Z (default: no limit)")
     offer.add_argument("--url", help="a page about the offer, like https://shop.example/trek")
-    offer.add_argument("--json", action="store_true", help="print the offer as JSON")
-
-    # "offer withdraw" is its own command: main() joins the two words (see _joined).
-    withdraw = commands.add_parser("offer withdraw", help="withdraw an offer the person's "
-                                   "agent has not fetched yet")
-    withdraw.add_argument("offer_id", metavar="OFFER",
-                          help="the offer's id (or its start), as `vrm-vendor offers` shows it")
-    withdraw.add_argument("--db", required=True, help="the vendor database")
-    withdraw.add_argument("--name", help="the vendor, if the database holds several")
-    withdraw.add_argument("--json", action="store_true", help="print the offer as JSON")
+    offer.add_argument("--json", action="store_true",
+                       help="print the offer as JSON (its shape: schemas/cli/ in the source)")
 
     offers = commands.add_parser("offers", help="list the offers made, and whether each "
                                  "was fetched")
     offers.add_argument("--lead", metavar="ID", help="only the offers for this lead")
     offers.add_argument("--db", required=True, help="the vendor database")
     offers.add_argument("--name", help="the vendor, if the database holds several")
-    offers.add_argument("--json", action="store_true", help="print a JSON array")
+    offers.add_argument("--json", action="store_true",
+                        help="print a JSON array (its shape: schemas/cli/ in the source)")
+
+    # "offer withdraw" is its own command: main() joins the two words (see _joined).
+    withdraw = commands.add_parser("offer withdraw", help="withdraw an offer the person's "
+                                   "agent has not fetched yet")
+    explain(withdraw.add_argument("offer_id", metavar="OFFER",
+                                  help="the offer's id (or its start), as `vrm-vendor offers` "
+                                       "shows it"),
+            missing="name the offer to withdraw; `vrm-vendor offers` lists them")
+    withdraw.add_argument("--db", required=True, help="the vendor database")
+    withdraw.add_argument("--name", help="the vendor, if the database holds several")
+    withdraw.add_argument("--json", action="store_true",
+                          help="print the offer as JSON (its shape: schemas/cli/ in the "
+                               "source)")
 
     forward = commands.add_parser("forward", help="see and retry the forwarding queue")
     actions = forward.add_subparsers(dest="action", required=True, metavar="ACTION")
     status = actions.add_parser("status", help="per target: queued, delivered, failing, "
                                                "last error, next attempt")
-    status.add_argument("--db", required=True)
+    status.add_argument("--db", required=True, help="the vendor database")
     status.add_argument("--name", help="the vendor, if the database holds several")
-    status.add_argument("--json", action="store_true", help="print a JSON array")
+    status.add_argument("--json", action="store_true",
+                        help="print a JSON array (its shape: schemas/cli/ in the source)")
     retry = actions.add_parser("retry", help="make failed events due now (and enable a "
                                              "target that answered 410 again)")
     retry.add_argument("target", nargs="?", metavar="TARGET",
                        help="the target's URL (default: every target)")
-    retry.add_argument("--db", required=True)
+    retry.add_argument("--db", required=True, help="the vendor database")
     retry.add_argument("--name", help="the vendor, if the database holds several")
 
     migrate = commands.add_parser(
@@ -417,8 +390,8 @@ async def _serve(args: argparse.Namespace) -> None:
                 host = f"[{args.host}]" if ":" in args.host else args.host
                 print(args.public_url.rstrip("/") if args.public_url
                       else f"http://{host}:{port}", flush=True)
-                print(f"vendor {vendor.name!r} ({vendor.did}) is listening; stop with Ctrl-C",
-                      file=sys.stderr, flush=True)
+                print(f"vendor {display_text(repr(vendor.name))} ({vendor.did}) is listening; "
+                      "stop with Ctrl-C", file=sys.stderr, flush=True)
             await stop.wait()
         finally:
             await runner.cleanup()
@@ -447,8 +420,6 @@ def _forward_targets(args: argparse.Namespace) -> list[Any]:
 
 
 def _forward(args: argparse.Namespace) -> None:
-    from protocol import display_text
-
     vendor = _open_existing(args)
     try:
         if args.action == "retry":
@@ -464,7 +435,7 @@ def _forward(args: argparse.Namespace) -> None:
                 "next_attempt": _time(r.next_attempt), "disabled": r.disabled}
                for r in rows]
     if args.json:
-        print(json.dumps(records, ensure_ascii=False, indent=2))
+        print(display_json(records, indent=2))
         return
     if not records:
         print("no forwarding targets; add them with `vrm-vendor serve --forward-webhook URL` "
@@ -477,9 +448,9 @@ def _forward(args: argparse.Namespace) -> None:
               f"{record['failing']} failing, {record['failed']} failed")
         if record["last_error"]:
             print(f"  last error: {display_text(record['last_error'])} "
-                  f"at {record['last_failure']}")
+                  f"at {_local_time(record['last_failure'] or '')}")
         if record["next_attempt"]:
-            print(f"  next attempt: {record['next_attempt']}")
+            print(f"  next attempt: {_local_time(record['next_attempt'])}")
 
 
 def _time(ms: int | None) -> str | None:
@@ -505,32 +476,98 @@ def _crm(args: argparse.Namespace) -> None:
             rows = vendor.crm.feedback()
     finally:
         vendor.close()
+    columns = _columns(args, rows)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        if args.columns:
+            rows = [{column: row.get(column) for column in columns} for row in rows]
+        print(display_json(rows, indent=2))
         return
-    _print_table(args.kind, rows, args.mapping == "default")
+    _print_table(args.kind, rows, columns)
 
 
-def _print_table(kind: str, rows: list[dict[str, Any]], default_columns: bool) -> None:
+def _columns(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[str]:
+    """The columns to show: --columns (checked), else the kind's few, under the
+    names of the chosen mapping."""
+    kind = args.kind
+    table = (MAPPINGS[args.mapping].tables.get(_MAPPED[kind], {}) if kind in _MAPPED
+             else {})
+    if kind in _MAPPED:
+        # Every column the mapping can produce, in its order, even with no rows yet.
+        known = list(dict.fromkeys(table.values()))
+    else:
+        known = list(dict.fromkeys(c for row in rows for c in row)) or list(_TABLE_COLUMNS[kind])
+    if args.columns:
+        chosen = [c.strip() for c in args.columns.split(",") if c.strip()]
+        unknown = [c for c in chosen if c not in known]
+        if not chosen or unknown:
+            what = f"{and_list(unknown)} {'is' if len(unknown) == 1 else 'are'} not" \
+                if unknown else "name at least one"
+            raise CliError(f"--columns: {what} a column of {kind} with --mapping "
+                           f"{args.mapping}; the columns are {', '.join(known)}")
+        return chosen
+    if kind not in _MAPPED:
+        return list(_TABLE_COLUMNS[kind])
+    # The default few, each under the mapping's name for the same protocol field.
+    by_default_name = {name: path for path, name in DEFAULT.tables[_MAPPED[kind]].items()}
+    shown = [table.get(by_default_name.get(column, ""), "") for column in _TABLE_COLUMNS[kind]]
+    return [column for column in shown if column]
+
+
+def _print_table(kind: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    _table(f"{kind} ({len(rows)})", columns,
+           [[_cell(column, row.get(column)) for column in columns] for row in rows],
+           nowrap=("id", "contact_id", "score"))
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+           nowrap: Sequence[str] = ()) -> None:
+    """A table that fits the terminal (80 columns when not one): every cell is
+    ``rich.text.Text`` through :func:`protocol.display_text`, so a person's
+    "[/]" or "[link=…]" is shown as it is, never read as markup or a control."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    columns = (_TABLE_COLUMNS[kind] if default_columns
-               else tuple(dict.fromkeys(c for row in rows for c in row)))
-    table = Table(title=f"{kind} ({len(rows)})")
+    table = Table(title=Text(display_text(title)), title_justify="left",
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(Text(column), overflow="ellipsis", no_wrap=column in nowrap)
     for row in rows:
-        table.add_row(*(_cell(row.get(column)) for column in columns))
-    Console().print(table)
+        table.add_row(*(Text(display_text("" if value is None else value)) for value in row))
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich's answer is exit status 1
+            raise BrokenPipeError  # guarded() ends quietly
+
+    # emoji=False: "did:key:…" must never become "did🔑…".
+    _Console(emoji=False, highlight=False).print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(column: str, value: Any) -> str:
+    """A CRM value as text for one cell: times local, DIDs short, lists joined,
+    and every character a terminal would act on escaped."""
     if value is None:
         return ""
-    if isinstance(value, (list, dict)):
-        return ", ".join(map(str, value)) if isinstance(value, list) else json.dumps(value)
-    return str(value)
+    if column in _TIMES and isinstance(value, str):
+        value = _local_time(value)
+    elif column in _DIDS and isinstance(value, str) and len(value) > 24:
+        value = f"{value[:12]}…{value[-6:]}"
+    elif isinstance(value, list):
+        value = ", ".join(map(str, value))
+    elif isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False)
+    return display_text(value)
+
+
+def _local_time(text: str) -> str:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _offer(args: argparse.Namespace) -> None:
@@ -543,12 +580,12 @@ def _offer(args: argparse.Namespace) -> None:
     finally:
         vendor.close()
     if args.json:
-        print(protocol.display_json(made[0] if made else {"id": offer_id}, indent=2))
+        print(display_json(made[0] if made else {"id": offer_id}, indent=2))
         return
     print(offer_id)
-    print(f"offer {offer_id} for lead {args.lead_id} is queued; the person's agent collects "
-          f"it with messages.fetch (until then, `vrm-vendor offer withdraw {offer_id}` "
-          f"withdraws it)", file=sys.stderr)
+    print(f"offer {offer_id} for lead {display_text(args.lead_id)} is queued; the person's "
+          f"agent collects it with messages.fetch (until then, `vrm-vendor offer withdraw "
+          f"{offer_id}` withdraws it)", file=sys.stderr)
 
 
 def _withdraw(args: argparse.Namespace) -> None:
@@ -558,10 +595,10 @@ def _withdraw(args: argparse.Namespace) -> None:
     finally:
         vendor.close()
     if args.json:
-        print(protocol.display_json(offer, indent=2))
+        print(display_json(offer, indent=2))
         return
-    print(f"withdrew offer {offer['id']} for lead {offer['lead_id']}; it will never be "
-          f"delivered, and the lead is open again")
+    print(display_text(f"withdrew offer {offer['id']} for lead {offer['lead_id']}; it will "
+                       f"never be delivered, and the lead is open again"))
 
 
 def _offers(args: argparse.Namespace) -> None:
@@ -571,20 +608,24 @@ def _offers(args: argparse.Namespace) -> None:
     finally:
         vendor.close()
     if args.json:
-        print(protocol.display_json(offers, indent=2))
+        print(display_json(offers, indent=2))
         return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    _table(f"offers ({len(offers)})",
+           ["offer", "lead", "summary", "price", "valid until", "status"],
+           [(o["id"], o["lead_id"], o["summary"], f"{o['amount']} {o['currency']}",
+             _local_time(o["valid_until"]) if o["valid_until"] else "",
+             o["status"] + (f" {_local_time(o['fetched'])}" if o["fetched"] else ""))
+            for o in offers],
+           nowrap=("offer", "lead", "price"))
 
-    table = Table(title=f"offers ({len(offers)})", title_justify="left")
-    for column in ("offer", "lead", "summary", "price", "valid until", "status"):
-        table.add_column(column, overflow="fold")
-    for o in offers:
-        table.add_row(*(escape(protocol.display_text(value)) for value in (
-            o["id"], o["lead_id"], o["summary"], f"{o['amount']} {o['currency']}",
-            o["valid_until"] or "", o["status"] + (f" {o['fetched']}" if o["fetched"] else ""))))
-    Console(highlight=False, emoji=False).print(table)
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vrm")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 def _migrate(args: argparse.Namespace) -> None:
@@ -598,17 +639,24 @@ def _migrate(args: argparse.Namespace) -> None:
     copied = copy_vendor(args.source, args.target, name=args.name, passphrase=_passphrase())
     print(copied.did)
     counts = ", ".join(f"{n} {table}" for table, n in copied.rows.items())
-    print(f"vendor {copied.name!r} ({copied.did}) is copied to {copied.target} ({counts}); "
-          f"serve it from there with `vrm-vendor serve --db ...`", file=sys.stderr)
+    print(display_text(f"vendor {copied.name!r} ({copied.did}) is copied to {copied.target} "
+                       f"({counts}); serve it from there with `vrm-vendor serve --db ...`"),
+          file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``vrm-vendor`` entry point; returns the exit status. Ctrl-C is one line
+    and 130, a closed stdout ends quietly, an I/O error is one sentence."""
+    return guarded("vrm-vendor", lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = _parser().parse_args(_joined(argv))
-    except UsageError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    except ArgumentMistake as exc:
+        print(display_text(str(exc)), file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.command == "serve":
             if args.workers > 1 and args.listen_fd is None:
@@ -627,12 +675,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             _offer(args)
     except (CliError, VendorAdapterError) as exc:
-        print(f"vrm-vendor: {exc}", file=sys.stderr)
-        return 1
+        print(f"vrm-vendor: {display_text(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        print("vrm-vendor: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `vrm-vendor crm contacts --json | head`
-        return 0
+        raise  # guarded() ends quietly
+    except OSError as exc:
+        print(f"vrm-vendor: {display_text(io_error_sentence(exc))}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 

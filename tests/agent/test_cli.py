@@ -89,7 +89,8 @@ async def test_first_five_minutes(vrm, serve) -> None:
     outbox = (await vrm("outbox", "--json")).json()
     assert {row["status"] for row in outbox} == {"delivered"}
     assert "delivered" in (await vrm("outbox")).stdout
-    assert (await vrm("deliver", "--json")).json() == []
+    assert (await vrm("deliver", "--json")).json() == {"results": [], "pending": 0,
+                                                       "next_attempt": None}
     shared = (await vrm("shared", "--json")).json()
     assert {(r["vendor"], r["field"]) for r in shared} == {
         ("Bikes4U", "email"), ("Bikes4U", "postal_address.locality")}
@@ -109,7 +110,7 @@ async def test_pending_deliveries_then_vrm_deliver(vrm, serve) -> None:
     ran = await vrm("profile", "set", "email=ann@example.org")
     assert "pending" in ran.stdout and "vrm deliver" in ran.stdout
     vendor.mode = "ok"
-    results = (await vrm("deliver", "--wait", "30", "--json")).json()
+    results = (await vrm("deliver", "--wait", "30", "--json")).json()["results"]
     assert [r["status"] for r in results] == ["delivered"]
     assert len(vendor.of_type(protocol.ContactUpdate)) == 1
 
@@ -135,7 +136,7 @@ async def test_errors_in_a_real_process(vrm) -> None:
     missing = await vrm("vendor", "list", passphrase=None, ok=False)
     assert missing.status == 1 and "VRM_PASSPHRASE" in missing.stderr
     usage = await vrm("frobnicate", ok=False)
-    assert usage.status == 2 and "invalid choice" in usage.stderr
+    assert usage.status == 2 and usage.stderr.startswith("vrm: 'frobnicate' is not a command")
 
 
 @pytest.fixture
@@ -234,7 +235,7 @@ async def test_end_then_erase_while_the_vendor_is_down(vrm, shops) -> None:
     erase = await vrm("vendor", "end", "Shop0", "--erase", "--yes")
     assert "pending" in erase.stdout and "nothing to send" not in erase.stdout
     await shop.up()
-    results = (await vrm("deliver", "--wait", "10", "--json")).json()
+    results = (await vrm("deliver", "--wait", "10", "--json")).json()["results"]
     assert [(r["type"], r["status"]) for r in results] == [("relationship.end", "delivered")]
     [contact] = shop.crm.contacts()
     assert contact["erased"] and contact["email"] is None

@@ -237,7 +237,7 @@ async def test_a_hostile_inbox_beside_two_honest_vendors(vrm, serve, shops, home
     hostile.answer = (400, PROBLEM, DEEP)
     ran = await vrm("deliver", "--wait", "10", "--json", ok=False)
     assert ran.status in (0, 3), ran
-    [result] = ran.json()
+    [result] = ran.json()["results"]  # deliver --json: {"results", "pending", "next_attempt"}
     assert (result["vendor"], result["status"], result["detail"]) == ("Hostile", "rejected",
                                                                       "HTTP 400")
 

@@ -326,7 +326,7 @@ def test_half_the_vendors_down_then_back(tmp_path, farms):
     up.assert_exactly_one_copy_each()
 
     down.start()  # the same port and database
-    report = json.loads(vrm(home, "deliver", "--wait", "60", "--json").stdout)
+    report = json.loads(vrm(home, "deliver", "--wait", "60", "--json").stdout)["results"]
     # Sent to the vendors that were down, each once, and to no one else.
     assert sorted(r["message_id"] for r in report) == sorted(waiting)
     assert {(r["status"], r["receipt_status"]) for r in report} == {("delivered", "accepted")}

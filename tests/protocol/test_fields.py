@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -71,3 +73,32 @@ def test_currencies_are_checked_for_shape_only(code, valid):
     else:
         with pytest.raises(ValidationError):
             protocol.Price.from_wire({"amount": "1.00", "currency": code})
+
+
+def offer_body(url):
+    return protocol.OfferBody.model_validate(
+        {"summary": "Trek 520", "price": {"amount": "749.00", "currency": "EUR"}, "url": url})
+
+
+@pytest.mark.parametrize("url", [
+    "https://shop.example/trek-520", "http://127.0.0.1:8080/a?b=c&d=%20#top",
+    "https://[::1]:8443/x;y=1,2/~me/(a)*+!$'@", "https://caf%C3%A9.example/",
+])
+def test_offer_urls_of_rfc3986_characters(url):
+    assert offer_body(url).url == url
+
+
+@pytest.mark.parametrize("url", [
+    "https://shop.example/\x1b[2J", "https://shop.example/\x00", "https://shop.example/\u202etxt",
+    "https://shop.example/\x9b31m", "https://shop.example/a b", "https://shop.example/\x7f",
+    "https://café.example/", "https://shop.example/\u2028", "https://shop.example/\"x\"",
+    "https://shop.example/<script>", "https://shop.example/a\\b", "https://shop.example/{x}",
+])
+def test_offer_urls_outside_rfc3986_are_refused(url):
+    # ESC, NUL, C1, bidi and other characters RFC 3986 does not allow (§2) never
+    # reach a terminal or a browser through an offer.
+    with pytest.raises(ValidationError):
+        offer_body(url)
+    raw = {"summary": "x", "price": {"amount": "1.00", "currency": "EUR"}, "url": url}
+    with pytest.raises(ValidationError):
+        protocol.OfferBody.model_validate_json(json.dumps(raw))

@@ -146,8 +146,8 @@ def test_mistakes_are_one_sentence(db_path: str, tmp_path: Any) -> None:
      "--max-connections must be a whole number above 0, not '0'"),
     (["serve", "--db", "x.db", "--verbose"],
      "vrm-vendor serve: --verbose is not an option of vrm-vendor serve"),
-    (["launch"], "vrm-vendor: 'launch' is not a command; use serve, crm, offer, offer withdraw, "
-                 "offers, forward or migrate (see vrm-vendor --help)"),
+    (["launch"], "vrm-vendor: 'launch' is not a command; use serve, crm, offer, offers, "
+                 "offer withdraw, forward or migrate (see vrm-vendor --help)"),
     ([], "vrm-vendor: name a command: serve, crm, offer, offers, offer withdraw, forward "
          "or migrate (see vrm-vendor --help)"),
     (["crm", "--db", "x.db"], "vrm-vendor crm: name the records to list: "
@@ -236,3 +236,64 @@ def test_serve_cuts_off_clients_that_trickle_their_headers(db_path: str) -> None
         assert server.post(person.request())[0] == 200  # and it serves on
     finally:
         assert server.stop() == 0
+
+
+# --- readable tables and documented JSON (issue 11 §4) -----------------------------------
+
+def _crm_schema(kind: str) -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[2]
+    return json.loads((root / "schemas" / "cli" / f"vrm-vendor-crm-{kind}.json").read_text())
+
+
+def test_crm_json_matches_its_schema_and_tables_are_readable(served: Server,
+                                                             store: str) -> None:
+    from tests.protocol.jsonschema_subset import is_valid
+    from vendor_adapter import HUBSPOT, SALESFORCE
+
+    person = Person(served.discovery["id"])
+    assert served.post(person.request(given_name="Ann", family_name="Lee",
+                                      email="ann@example.org",
+                                      postal_address={"locality": "Leeds"}))[0] == 200
+    for type_, body in (("intent", {"summary": "touring bike", "category": "bikes",
+                                    "budget": {"max": "800", "currency": "EUR"}}),
+                        ("feedback", {"score": 9, "subject": "service",
+                                      "comment": "quick and kind"})):
+        assert served.post(person.message(type_, body))[0] == 200
+    for kind in ("contacts", "leads", "activities", "feedback"):
+        rows = json.loads(run("crm", kind, "--db", store, "--json").stdout)
+        assert rows and is_valid(rows, _crm_schema(kind)), (kind, rows)
+    for mapping in (SALESFORCE, HUBSPOT):
+        for kind, table in (("contacts", "contact"), ("leads", "lead")):
+            rows = json.loads(run("crm", kind, "--db", store, "--json", "--mapping",
+                                  mapping.name).stdout)
+            assert set(rows[0]) == set(mapping.tables[table].values())
+
+    narrow = {**ENV, "COLUMNS": "80"}
+    # The feedback table shows the comment; a DID never becomes an emoji.
+    feedback = run("crm", "feedback", "--db", store, env=narrow)
+    assert "quick and kind" in feedback.stdout and "promoter" in feedback.stdout
+    # A mapping gives a readable table: the few default columns, under its names.
+    sf = run("crm", "contacts", "--db", store, "--mapping", "salesforce", env=narrow)
+    assert sf.returncode == 0
+    header = sf.stdout.splitlines()[1].split()
+    assert header[:3] == ["FirstName", "LastName", "Email"] and "MailingCity" in header
+    assert "Leeds" in sf.stdout and "Ann" in sf.stdout
+    # --columns chooses them, by the mapping's names; --json too.
+    chosen = run("crm", "contacts", "--db", store, "--mapping", "hubspot", "--columns",
+                 "vrm_did,email", env=narrow)
+    assert chosen.stdout.splitlines()[1].split() == ["vrm_did", "email"]
+    assert "🔑" not in chosen.stdout and "did:key:z6Mk…" in chosen.stdout
+    assert json.loads(run("crm", "contacts", "--db", store, "--json", "--columns",
+                          "did,email").stdout) == [{"did": person.did,
+                                                    "email": "ann@example.org"}]
+    fails(run("crm", "contacts", "--db", store, "--mapping", "salesforce", "--columns",
+              "FirstName,given_name"),
+          "--columns: given_name is not a column of contacts with --mapping salesforce; "
+          "the columns are AccountNumber__c, FirstName")
+    for kind in ("contacts", "leads", "activities", "feedback"):
+        for mapping in ("default", "salesforce", "hubspot"):
+            table = run("crm", kind, "--db", store, "--mapping", mapping, env=narrow)
+            assert table.returncode == 0
+            assert max(map(len, table.stdout.splitlines())) <= 80, table.stdout
+    # vrm-vendor --version
+    assert run("--version").stdout.startswith("vrm-vendor ")

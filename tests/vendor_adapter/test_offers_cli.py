@@ -8,12 +8,14 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import protocol
 from vendor_adapter import OfferError, Vendor
+from tests.protocol.jsonschema_subset import is_valid
 from vendor_adapter._offers import check_offer
 
 from .conftest import PASSPHRASE, Person, now, verify_receipt
@@ -148,6 +150,7 @@ def test_offer_mistakes_are_sentences_and_offers_list_fetched_and_withdrawn(
                    "--url", "https://bikes4u.example/trek-520", "--json")
         assert made.returncode == 0, made.stderr
         first = json.loads(made.stdout)
+        assert is_valid(first, _schema("vrm-vendor-offer")), first
         assert (first["currency"], first["url"], first["status"]) == (
             "EUR", "https://bikes4u.example/trek-520", "waiting")
         ids, cursor = _fetched(vendor, person, None)
@@ -157,6 +160,7 @@ def test_offer_mistakes_are_sentences_and_offers_list_fetched_and_withdrawn(
         assert second.returncode == 0, second.stderr
         second_id = second.stdout.strip()
         listed = json.loads(run("offers", "--db", store, "--json").stdout)
+        assert is_valid(listed, _schema("vrm-vendor-offers")), listed
         assert {o["id"]: o["status"] for o in listed} == {first["id"]: "fetched",
                                                           second_id: "waiting"}
         assert [o["fetched"] is not None for o in listed if o["id"] == first["id"]] == [True]
@@ -172,7 +176,13 @@ def test_offer_mistakes_are_sentences_and_offers_list_fetched_and_withdrawn(
         assert _fetched(vendor, person, cursor)[0] == []
         assert _fetched(vendor, person, None)[0] == [first["id"]]
         assert vendor.crm.leads()[0]["status"] == "open"
-        assert {o["id"]: o["status"] for o in vendor.offers(lead_id=lead_id)} == {
+        third = run(*offer, "--price", "649.00")
+        gone = json.loads(run("offer", "withdraw", third.stdout.strip(), "--db", store,
+                              "--json").stdout)
+        assert gone["status"] == "withdrawn" and gone["withdrawn"]
+        assert is_valid(gone, _schema("vrm-vendor-offer-withdraw")), gone
+        assert {o["id"]: o["status"] for o in vendor.offers(lead_id=lead_id)
+                if o["id"] != gone["id"]} == {
             first["id"]: "fetched", second_id: "withdrawn"}
         fails(run("offer", "withdraw", second_id, "--db", store), "withdrawn already")
         fails(run("offer", "withdraw", "nope", "--db", store), "no offer 'nope'")
@@ -199,3 +209,9 @@ def test_offer_command_line_mistakes(argv: list[str], words: str, tmp_path: Any)
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     fails(result, words)
     assert result.returncode == 2 and not (tmp_path / "x.db").exists()
+
+
+def _schema(name: str) -> dict[str, Any]:
+    """schemas/cli/<name>.json: the shape of a --json output (issue 11 §4)."""
+    root = Path(__file__).resolve().parents[2]
+    return json.loads((root / "schemas" / "cli" / f"{name}.json").read_text())

@@ -13,9 +13,11 @@ import sys
 import time
 import urllib.request
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import protocol
+from tests.protocol.jsonschema_subset import is_valid
 from vendor_adapter import Vendor
 from vendor_adapter.forward import Webhook
 
@@ -106,6 +108,8 @@ def test_a_killed_vendor_delivers_its_queue_after_restart(db_path: str,
     status = run("forward", "status", "--db", db_path, "--json", environ=environ)
     assert status.returncode == 0, status.stderr
     (target,) = json.loads(status.stdout)
+    schema = Path(__file__).resolve().parents[3] / "schemas/cli/vrm-vendor-forward-status.json"
+    assert is_valid([target], json.loads(schema.read_text())), target
     assert target["target"] == receiver.url and target["kind"] == "webhook"
     assert target["queued"] == 15 and target["delivered"] == 0 and target["failing"] >= 1
     assert "ClientConnectorError" in target["last_error"] and target["next_attempt"]
