@@ -79,7 +79,7 @@ async def test_a_message_in_flight_is_not_sent_by_a_second_run(vrm, shops, home:
     await _until(lambda: shop.posts == posts + 1, "the first run's POST")
     second = await vrm("deliver", "--json")
     assert first.returncode is None  # the two runs overlapped
-    assert second.json() == []  # the second run sent nothing
+    assert second.json()["results"] == []  # the second run sent nothing
     second_done.set()
     stdout, stderr = await first.communicate()
     assert first.returncode == 0, stderr
@@ -114,7 +114,7 @@ async def test_a_killed_run_s_claim_is_taken_over(vrm, shops, home: Path  # noqa
         [(claimed_by, expires)] = conn.execute(
             "SELECT claimed_by, claim_expires FROM outbox WHERE type = 'contact.update'")
     assert claimed_by.split(":")[1] == str(first.pid) and expires > "2026"  # a live lease
-    taken_over = (await vrm("deliver", "--json")).json()
+    taken_over = (await vrm("deliver", "--json")).json()["results"]
     assert [(r["type"], r["status"], r["receipt_status"]) for r in taken_over] == [
         ("contact.update", "delivered", "accepted")]
     held.set()
@@ -140,7 +140,7 @@ async def test_the_first_receipt_is_kept_for_ever(vrm, shops, home: Path) -> Non
     first = await _spawn(home, "profile", "set", "email=ann@example.org", "--json")
     await _until(lambda: shop.posts == posts + 1, "the first run's POST")
     _lapse_claims(home)
-    second = (await vrm("deliver", "--json")).json()
+    second = (await vrm("deliver", "--json")).json()["results"]
     assert [(r["status"], r["receipt_status"]) for r in second] == [("delivered", "accepted")]
     assert _receipts(home)["contact.update"] == "accepted"
     second_done.set()
