@@ -57,8 +57,13 @@ SeenCheck = Callable[[str, str], bool]
 
 
 def new_message_id() -> str:
-    """A fresh message id: 128 random bits, base64url."""
-    return b64url_encode(os.urandom(16))
+    """A fresh message id: 128 random bits, base64url, never beginning with "-",
+    so that a command line never reads an id people copy as an option
+    (``vrm receipt ID``). Receivers accept any id (PROTOCOL.md §3)."""
+    while True:
+        value = b64url_encode(os.urandom(16))
+        if not value.startswith("-"):
+            return value
 
 
 def encode_payload(message: Message) -> bytes:
